@@ -1,0 +1,20 @@
+"""fiqa: face image quality assessment.
+
+>>> import fiqa
+>>> estimator = fiqa.create("baseline")             # any name from fiqa.list_estimators()
+>>> scorer = fiqa.Scorer(["baseline"])              # decode → detect → align → score
+>>> rows = [row for rows in scorer.run(["face.jpg"]) for row in rows]
+"""
+
+from .crop import DEFAULT_CROP, CropSpec, align
+from .estimators import QualityEstimator, create, list_estimators, register
+from .faces import Faces
+from .imageio import ImageReadError, LoadedImage, expand_inputs, read_image
+from .pipeline import Scorer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_CROP", "CropSpec", "Faces", "ImageReadError", "LoadedImage", "QualityEstimator",
+    "Scorer", "align", "create", "expand_inputs", "list_estimators", "read_image", "register",
+]

@@ -1,0 +1,122 @@
+"""Crop specifications and five-point alignment (similarity transform, batched in torch).
+
+A model declares a :class:`CropSpec`; :func:`align` warps each face so that its five landmarks
+land on the spec's template. Landmark order everywhere: left eye, right eye, nose, left mouth
+corner, right mouth corner (image-left first).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# The standard five-point template of ArcFace/InsightFace crops, in pixels of a 112×112 crop.
+ARCFACE_112_TEMPLATE = (
+    (38.2946, 51.6963),
+    (73.5318, 51.5014),
+    (56.0252, 71.7366),
+    (41.5493, 92.3655),
+    (70.7299, 92.2041),
+)
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """What a model wants to be fed.
+
+    size: side of the square crop in pixels.
+    template: the five landmark positions in a ``template_size`` × ``template_size`` crop.
+    padding: extra context on each side as a fraction of the template crop (dlib-style; 0.25 adds
+        a quarter on every side, so the face shrinks by 1.5×).
+    channels: ``"RGB"`` or ``"BGR"``.
+    mean, std: per-channel normalisation applied to 0–255 values: ``(x - mean) / std``.
+    """
+
+    size: int = 112
+    template: tuple[tuple[float, float], ...] = ARCFACE_112_TEMPLATE
+    template_size: float = 112.0
+    padding: float = 0.0
+    channels: str = "RGB"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def landmarks(self) -> np.ndarray:
+        """The template in output-crop pixels, 5×2 float64."""
+        unit = np.asarray(self.template, dtype=np.float64) / self.template_size
+        return (unit + self.padding) / (1 + 2 * self.padding) * self.size
+
+    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
+        """N×3×H×W uint8 RGB crops → float tensor in this spec's channel order and scale."""
+        x = crops.float()
+        if self.channels == "BGR":
+            x = x.flip(1)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+DEFAULT_CROP = CropSpec()
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (Umeyama, no reflection) mapping src → dst points.
+
+    src, dst: K×2. Returns the 2×3 matrix ``A`` with ``dst ≈ A @ [x, y, 1]``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / len(src)
+    u, singular, vt = np.linalg.svd(cov)
+    sign = np.diag([1.0, np.sign(np.linalg.det(u) * np.linalg.det(vt)) or 1.0])
+    rotation = u @ sign @ vt
+    scale = np.trace(np.diag(singular) @ sign) / src_c.var(0).sum()
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    return matrix
+
+
+def alignment_matrices(landmarks: np.ndarray, spec: CropSpec) -> np.ndarray:
+    """N×5×2 image landmarks → N×2×3 matrices mapping image pixels to crop pixels."""
+    template = spec.landmarks()
+    return np.stack([similarity_transform(points, template) for points in landmarks])
+
+
+def align(image: torch.Tensor, landmarks: np.ndarray, spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
+    """Warp the faces of one image to ``spec``.
+
+    image: 3×H×W uint8 RGB tensor (any device). landmarks: N×5×2 in image pixels.
+    Returns N×3×size×size uint8 crops on the image's device; outside the image is black.
+    Faces much larger than the crop are box-filtered first, so downscaling does not alias.
+    """
+    if len(landmarks) == 0:
+        return torch.empty((0, 3, spec.size, spec.size), dtype=torch.uint8, device=image.device)
+    crops = []
+    for matrix in alignment_matrices(landmarks, spec):
+        shrink = max(1, math.floor(1 / np.sqrt(abs(np.linalg.det(matrix[:, :2])))))
+        source = image.float()[None]
+        if shrink > 1:  # area-average by the integer factor, then warp what remains
+            source = F.avg_pool2d(source, shrink, ceil_mode=True)
+            offset = (shrink - 1) / 2  # pooled pixel p is centred on original pixel k·p + offset
+            matrix = matrix @ np.array([[shrink, 0, offset], [0, shrink, offset], [0, 0, 1.0]])
+        crops.append(_warp(source, matrix, spec.size))
+    return torch.cat(crops).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _warp(source: torch.Tensor, matrix: np.ndarray, size: int) -> torch.Tensor:
+    """Bilinear warp of 1×3×H×W ``source`` by image→crop ``matrix`` into a size×size crop."""
+    height, width = source.shape[-2:]
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # crop pixel → image pixel
+    # grid_sample works in [-1, 1] coordinates with align_corners=False.
+    to_norm_image = np.array([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1]])
+    from_norm_crop = np.array([[size / 2, 0, size / 2 - 0.5], [0, size / 2, size / 2 - 0.5], [0, 0, 1]])
+    theta = to_norm_image @ np.vstack([inverse, [0, 0, 1]]) @ from_norm_crop
+    theta_t = torch.tensor(theta, dtype=torch.float32, device=source.device)[None]
+    grid = F.affine_grid(theta_t, [1, 3, size, size], align_corners=False)
+    return F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,0 +1,72 @@
+"""The contract every quality estimator follows."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..crop import DEFAULT_CROP, CropSpec
+from ..device import resolve_device
+from ..faces import Faces
+from ..weights import provenance
+
+METADATA = frozenset({"boxes", "scores", "landmarks", "image_sizes"})
+
+
+class QualityEstimator(ABC):
+    """Aligned face crops (+ detection metadata) → one quality score per face, higher = better.
+
+    Subclasses set the class attributes below and implement :meth:`measure`; decorating them with
+    :func:`fiqa.estimators.register` makes them available to :func:`fiqa.create`.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    crop_spec: ClassVar[CropSpec] = DEFAULT_CROP
+    needs: ClassVar[frozenset[str]] = frozenset()  # metadata fields used, a subset of METADATA
+    score_range: ClassVar[tuple[float, float]]  # raw scores fall in [low, high]
+    components: ClassVar[tuple[str, ...]] = ()  # extra per-face measures reported beside the score
+    weights: ClassVar[tuple[str, ...]] = ()  # names in weights/manifest.json
+
+    def __init__(self, device: str | torch.device = "auto") -> None:
+        self.device = resolve_device(device)
+
+    @abstractmethod
+    def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
+        """crops: N×3×H×W uint8 RGB aligned to ``crop_spec``, on ``self.device``.
+
+        Returns ``{"score": N floats, <component>: N floats, ...}``.
+        """
+
+    def score(self, crops: torch.Tensor, faces: Faces | None = None) -> np.ndarray:
+        """N raw scores (float64), higher = better."""
+        return self(crops, faces)["score"]
+
+    def __call__(self, crops: torch.Tensor, faces: Faces | None = None) -> dict[str, np.ndarray]:
+        """Checked :meth:`measure`: the score and every component, N float64 each."""
+        if crops.dtype != torch.uint8 or crops.ndim != 4 or crops.shape[1] != 3:
+            raise ValueError(f"crops must be N×3×H×W uint8, got {tuple(crops.shape)} {crops.dtype}")
+        size = self.crop_spec.size
+        if tuple(crops.shape[-2:]) != (size, size):
+            raise ValueError(f"{self.name} expects {size}×{size} crops (see its crop_spec)")
+        if self.needs and faces is None:
+            raise ValueError(f"{self.name} needs detection metadata: {sorted(self.needs)}")
+        with torch.inference_mode():
+            results = self.measure(crops.to(self.device), faces)
+        return {key: np.asarray(value, dtype=np.float64) for key, value in results.items()}
+
+    def to_quality(self, raw: np.ndarray) -> np.ndarray:
+        """Raw scores → 0–100 quality values (linear over ``score_range`` unless overridden)."""
+        low, high = self.score_range
+        return np.clip((np.asarray(raw, dtype=np.float64) - low) / (high - low) * 100, 0, 100)
+
+    @classmethod
+    def provenance(cls) -> list[dict]:
+        """Manifest entries (source, licence, sha256, how made) of the weights it uses."""
+        return [provenance(name) for name in cls.weights]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"

@@ -1,0 +1,120 @@
+"""Finding and decoding images: any file Pillow reads becomes an H×W×3 uint8 RGB array.
+
+Failures raise :class:`ImageReadError` with a short reason, which the pipeline turns into an
+``unreadable: <reason>`` status on the image's row.
+"""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = {
+    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
+}
+LIST_SUFFIXES = {".txt", ".lst"}
+DEFAULT_MAX_PIXELS = 150_000_000  # decompression-bomb guard: refuse larger images
+DEFAULT_MAX_SIDE = 4096  # larger images are decoded reduced (boxes stay in original pixels)
+
+
+class ImageReadError(Exception):
+    """An image that cannot be used; ``str(error)`` is the reason shown on its row."""
+
+
+@dataclass
+class LoadedImage:
+    """pixels: H×W×3 uint8 RGB, possibly reduced; scale: pixels per original pixel (≤ 1)."""
+
+    pixels: np.ndarray
+    scale: float = 1.0
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        """(height, width) of the file before any reduction."""
+        height, width = self.pixels.shape[:2]
+        return round(height / self.scale), round(width / self.scale)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files, folders (recursive, image suffixes only), globs and .txt/.lst lists → paths.
+
+    A named file is always kept (an unreadable one gets its status later); a list's relative
+    paths are relative to the list. Raises FileNotFoundError for an argument that matches nothing.
+    """
+    paths: list[Path] = []
+    for item in map(str, inputs):
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
+            lines = (line.strip() for line in path.read_text().splitlines())
+            paths += [path.parent / line for line in lines if line and not line.startswith("#")]
+        elif path.is_file():
+            paths.append(path)
+        elif matches := sorted(glob.glob(item, recursive=True)):
+            paths += [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            raise FileNotFoundError(f"no such file, folder or glob match: {item}")
+    return paths
+
+
+def read_image(
+    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE
+) -> LoadedImage:
+    """Decode ``path`` to RGB uint8, honouring EXIF orientation.
+
+    Grayscale, palette, alpha (composited on white), 16-bit and CMYK images become RGB. Images over
+    ``max_pixels`` are refused; images with a side over ``max_side`` are reduced to fit.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's bomb warning: our own limit decides
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageReadError(
+                        f"image too large ({width}×{height} = {width * height / 1e6:.0f} MP "
+                        f"> {max_pixels / 1e6:.0f} MP limit)"
+                    )
+                scale = min(1.0, max_side / max(width, height))
+                if scale < 1:  # JPEG decodes at 1/2, 1/4, 1/8 for free
+                    image.draft("RGB", (int(width * scale), int(height * scale)))
+                image = _to_rgb(ImageOps.exif_transpose(image))
+                if max(image.size) > max_side:
+                    factor = max_side / max(image.size)
+                    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+                    image = image.resize(size, Image.Resampling.BOX)
+                pixels = np.array(image, dtype=np.uint8)  # a writable copy
+                scale = max(pixels.shape[:2]) / max(width, height)  # EXIF may swap the sides
+                return LoadedImage(pixels, scale)
+    except ImageReadError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError("file not found") from None
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(f"image too large ({error})") from None
+    except Exception as error:  # noqa: BLE001 - any decoder failure is a row status
+        reason = str(error).split("\n")[0] or type(error).__name__
+        raise ImageReadError(reason) from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode → RGB (16/32-bit gray scaled to 8 bits, alpha composited on white)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        gray = np.clip(values / peak * 255 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")

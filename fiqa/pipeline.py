@@ -1,0 +1,190 @@
+"""From paths to table rows: decode → detect → align → estimate, batched, failures as statuses.
+
+``Scorer.run(paths)`` yields, per image and in input order, the rows of its faces. An image that
+cannot be read gets one ``unreadable: <reason>`` row, one without a face one ``no_face`` row, and a
+batch that fails unexpectedly is retried image by image so only the culprit gets an ``error`` row.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .crop import DEFAULT_CROP, CropSpec, align
+from .device import resolve_device
+from .estimators import QualityEstimator, create
+from .faces import Faces
+from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, ImageReadError, LoadedImage, read_image
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+FACE_COLUMNS = ["path", "face", "status", "x1", "y1", "x2", "y2", "det_score"] + [
+    f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"
+]
+
+
+class Scorer:
+    """Scores every face of many images with one or more estimators.
+
+    estimators: names (see ``fiqa.list_estimators()``) or ready estimator objects.
+    batch_size: images per detection batch and faces per estimator batch.
+    aligned: inputs are already crops aligned to the default 112×112 template (no detection).
+    all_faces: score every detected face instead of the largest one.
+    """
+
+    def __init__(
+        self,
+        estimators: Sequence[str | QualityEstimator] = ("baseline",),
+        device: str | torch.device = "auto",
+        batch_size: int = 32,
+        aligned: bool = False,
+        all_faces: bool = False,
+        max_side: int = DEFAULT_MAX_SIDE,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.estimators = [e if isinstance(e, QualityEstimator) else create(e, self.device)
+                           for e in estimators]
+        self.batch_size, self.aligned, self.all_faces = batch_size, aligned, all_faces
+        self.max_side, self.max_pixels = max_side, max_pixels
+        if aligned:
+            self.detector = None
+        else:
+            from .mtcnn import MTCNN
+
+            self.detector = MTCNN(device=self.device)
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of the rows, in order."""
+        columns = list(FACE_COLUMNS)
+        for estimator in self.estimators:
+            columns += [estimator.name, f"{estimator.name}.quality"]
+            columns += [f"{estimator.name}.{c}" for c in estimator.components]
+        return columns
+
+    def run(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[list[dict]]:
+        """Rows of each image of ``paths``, in order; images are decoded by ``workers`` threads."""
+        batch: list[tuple[str, LoadedImage | str]] = []
+        for item in self._decoded(paths, workers):
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield from self._rows_of_batch(batch)
+                batch = []
+        yield from self._rows_of_batch(batch)
+
+    def score_images(self, images: Sequence[LoadedImage]) -> list[tuple[Faces, dict]]:
+        """Per image: its chosen faces (original pixels) and ``{column: N values}``."""
+        located = self.locate(images)
+        measures = self._estimate(images, [faces for faces, _ in located],
+                                  [points for _, points in located])
+        return [(faces, values) for (faces, _), values in zip(located, measures, strict=True)]
+
+    def _decoded(self, paths: Iterable, workers: int) -> Iterator[tuple[str, LoadedImage | str]]:
+        """(path, image or failure reason), in order, with a bounded read-ahead."""
+
+        def read(path: str) -> LoadedImage | str:
+            try:
+                return read_image(path, self.max_pixels, self.max_side)
+            except ImageReadError as error:
+                return f"unreadable: {error}"
+
+        pending: deque[tuple[str, Future]] = deque()
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for path in map(str, paths):
+                pending.append((path, pool.submit(read, path)))
+                if len(pending) >= 2 * self.batch_size:
+                    path, future = pending.popleft()
+                    yield path, future.result()
+            while pending:
+                path, future = pending.popleft()
+                yield path, future.result()
+
+    def _rows_of_batch(self, batch: list[tuple[str, LoadedImage | str]]) -> Iterator[list[dict]]:
+        readable = [(path, item) for path, item in batch if isinstance(item, LoadedImage)]
+        try:
+            results = dict(zip([p for p, _ in readable],
+                               self.score_images([image for _, image in readable]), strict=True))
+        except Exception:  # noqa: BLE001 - isolate the image that breaks the batch
+            results = {}
+            for path, image in readable:
+                try:
+                    results[path] = self.score_images([image])[0]
+                except Exception as error:  # noqa: BLE001
+                    results[path] = f"error: {type(error).__name__}: {error}"
+        for path, item in batch:
+            yield self._rows(path, results.get(path, item))
+
+    def _rows(self, path: str, result: tuple[Faces, dict] | str) -> list[dict]:
+        if isinstance(result, str):
+            return [{"path": path, "status": result}]
+        faces, values = result
+        if len(faces) == 0:
+            return [{"path": path, "status": "no_face"}]
+        rows = []
+        for i in range(len(faces)):
+            row = {"path": path, "face": i, "status": "ok", "det_score": faces.scores[i]}
+            row.update(zip(("x1", "y1", "x2", "y2"), faces.boxes[i]))
+            row.update(zip(FACE_COLUMNS[8:], faces.landmarks[i].reshape(-1)))
+            row.update({column: column_values[i] for column, column_values in values.items()})
+            rows.append(row)
+        return rows
+
+    def locate(self, images: Sequence[LoadedImage]) -> list[tuple[Faces, np.ndarray]]:
+        """Per image: the chosen faces (original pixels) and their K×5×2 decoded-pixel landmarks."""
+        if self.detector is None:
+            return [self._chosen(image, None) for image in images]
+        detections = self.detector.detect([image.pixels for image in images])
+        return [self._chosen(image, d) for image, d in zip(images, detections, strict=True)]
+
+    def _chosen(self, image: LoadedImage, detections) -> tuple[Faces, np.ndarray]:
+        height, width = image.pixels.shape[:2]
+        if detections is None:  # an aligned crop: the default template, stretched to the image
+            points = DEFAULT_CROP.landmarks()[None] * [width / DEFAULT_CROP.size,
+                                                       height / DEFAULT_CROP.size]
+            boxes, scores = np.array([[0, 0, width, height]], float), np.array([np.nan])
+        else:
+            boxes, scores, points = detections.boxes, detections.scores, detections.landmarks
+            if not self.all_faces and len(boxes) > 1:
+                largest = np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+                boxes, scores, points = boxes[[largest]], scores[[largest]], points[[largest]]
+        sizes = np.tile(image.original_size, (len(boxes), 1))
+        faces = Faces(boxes / image.scale, scores, points / image.scale, sizes)
+        return faces, points
+
+    def _estimate(self, images: Sequence[LoadedImage], faces: list[Faces],
+                  points: list[np.ndarray]) -> list[dict]:
+        """Run every estimator on the faces of all images; per image ``{column: values}``."""
+        counts = [len(f) for f in faces]
+        all_faces = Faces.concat(faces)
+        columns: dict[str, np.ndarray] = {}
+        crops_by_spec: dict = {}
+        for estimator in self.estimators:
+            spec = estimator.crop_spec
+            if spec not in crops_by_spec:
+                crops_by_spec[spec] = self.crops(images, points, spec)
+            crops = crops_by_spec[spec]
+            parts = [estimator(crops[i:i + self.batch_size],
+                               all_faces[i:i + self.batch_size])
+                     for i in range(0, len(crops), self.batch_size)]
+            for key in ["score", *estimator.components]:
+                merged = np.concatenate([p[key] for p in parts]) if parts else np.zeros(0)
+                column = estimator.name if key == "score" else f"{estimator.name}.{key}"
+                columns[column] = merged
+            columns[f"{estimator.name}.quality"] = estimator.to_quality(columns[estimator.name])
+        bounds = np.cumsum([0, *counts])
+        return [{column: values[a:b] for column, values in columns.items()}
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def crops(self, images: Sequence[LoadedImage], points: list[np.ndarray],
+              spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
+        """All faces of ``images`` (decoded-pixel ``points``) aligned to ``spec``: N×3×S×S uint8."""
+        crops = [align(torch.from_numpy(image.pixels).permute(2, 0, 1).to(self.device), p, spec)
+                 for image, p in zip(images, points, strict=True) if len(p)]
+        if not crops:
+            return torch.empty((0, 3, spec.size, spec.size), dtype=torch.uint8, device=self.device)
+        return torch.cat(crops)

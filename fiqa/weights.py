@@ -1,0 +1,62 @@
+"""Weights shipped in ``weights/``: safetensors files described by ``weights/manifest.json``.
+
+Every entry of the manifest names its file, sha256, source, licence and the command that made it.
+Nothing is ever downloaded: a missing or altered file is an error that says how to rebuild it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+
+def weights_dir() -> Path:
+    """The folder holding the manifest: ``$FIQA_WEIGHTS``, the source checkout, or the install."""
+    candidates = [os.environ.get("FIQA_WEIGHTS"), Path(__file__).resolve().parents[1] / "weights"]
+    try:
+        from importlib.resources import files
+
+        candidates.append(Path(str(files("fiqa.weights"))))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    for folder in candidates:
+        if folder and (Path(folder) / "manifest.json").is_file():
+            return Path(folder)
+    raise FileNotFoundError("fiqa weights not found: set FIQA_WEIGHTS to the weights/ folder")
+
+
+@cache
+def manifest() -> dict[str, dict]:
+    """Name → entry (file, sha256, source, licence, made_by, ...)."""
+    return json.loads((weights_dir() / "manifest.json").read_text())
+
+
+def provenance(name: str) -> dict:
+    """The manifest entry of weights ``name`` (KeyError with the known names otherwise)."""
+    entries = manifest()
+    if name not in entries:
+        raise KeyError(f"no weights named {name!r} in the manifest; known: {sorted(entries)}")
+    return entries[name]
+
+
+@cache
+def _verified_path(name: str) -> Path:
+    entry = provenance(name)
+    path = weights_dir() / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; rebuild it with: {entry['made_by']}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry["sha256"]:
+        raise ValueError(f"{path} does not match its manifest sha256; rebuild: {entry['made_by']}")
+    return path
+
+
+def load_weights(name: str) -> dict[str, torch.Tensor]:
+    """The tensors of weights ``name`` (checked against the manifest's sha256), on the CPU."""
+    return load_file(_verified_path(name))

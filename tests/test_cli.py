@@ -1,0 +1,134 @@
+"""`fiqa score` and `fiqa list` end to end on real LFW images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fiqa.cli import app
+from fiqa.results import read_table
+
+runner = CliRunner()
+
+
+def score(*args: str):
+    return runner.invoke(app, ["score", *args, "--device", "cpu"])
+
+
+def test_bad_inputs_get_status_rows_and_the_run_completes(tmp_path, lfw_paths):
+    face = Image.open(lfw_paths[0])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(lfw_paths[1], folder / "a_valid.jpg")
+    (folder / "b_empty.jpg").write_bytes(b"")
+    data = lfw_paths[2].read_bytes()
+    (folder / "c_truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "d_text.jpg").write_text("this is not an image\n")
+    Image.new("RGB", (1, 1), (128, 100, 90)).save(folder / "e_tiny.png")
+    gray16 = np.asarray(face.convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(gray16).save(folder / "f_gray16.png")
+    face.convert("CMYK").save(folder / "g_cmyk.jpg")
+    Image.new("RGB", (250, 250), (30, 120, 200)).save(folder / "h_no_face.png")
+    face.resize((12_000, 12_000), Image.Resampling.BILINEAR).save(folder / "i_huge.jpg", quality=70)
+    shutil.copy(lfw_paths[3], folder / "j_valid.jpg")
+
+    out = tmp_path / "scores.csv"
+    result = score(str(folder), "-o", str(out), "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    table = read_table(out).set_index("path")
+    status = {os.path.basename(p): s for p, s in table["status"].items()}
+    assert len(status) == len(table) == 10  # one row per image, every image present
+    for name in ("a_valid.jpg", "f_gray16.png", "g_cmyk.jpg", "i_huge.jpg", "j_valid.jpg"):
+        assert status[name] == "ok", (name, status[name])
+    for name in ("e_tiny.png", "h_no_face.png"):
+        assert status[name] == "no_face", (name, status[name])
+    for name in ("b_empty.jpg", "c_truncated.jpg", "d_text.jpg"):
+        assert status[name].startswith("unreadable: "), (name, status[name])
+    assert "truncated" in status["c_truncated.jpg"]
+    huge = table.loc[str(folder / "i_huge.jpg")]
+    assert huge["x2"] - huge["x1"] > 3000  # reported in the 12,000-pixel original's pixels
+    ok = table[table["status"] == "ok"]
+    assert ok["baseline"].between(0, 1).all() and ok["baseline.quality"].between(0, 100).all()
+    assert "unreadable" in result.output and "no_face" in result.output
+
+
+def test_nothing_scored_exits_1_and_typos_exit_2(tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"not an image")
+    assert score(str(tmp_path / "x.jpg"), "-o", str(tmp_path / "o.csv")).exit_code == 1
+    missing = score(str(tmp_path / "nope"), "-o", str(tmp_path / "o2.csv"))
+    assert missing.exit_code == 2 and "nope" in missing.output
+    unknown = score(str(tmp_path / "x.jpg"), "-m", "nonsense", "-o", str(tmp_path / "o3.csv"))
+    assert unknown.exit_code == 2 and "available" in unknown.output
+
+
+def test_existing_output_is_protected_and_parquet_works(tmp_path, lfw_paths):
+    out = tmp_path / "q.parquet"
+    assert score(str(lfw_paths[0]), "-o", str(out)).exit_code == 0
+    again = score(str(lfw_paths[0]), "-o", str(out))
+    assert again.exit_code == 2 and "--resume" in again.output
+    assert score(str(lfw_paths[0]), str(lfw_paths[1]), "-o", str(out), "--resume").exit_code == 0
+    table = pd.read_parquet(out)
+    assert list(table["path"]) == [str(lfw_paths[0]), str(lfw_paths[1])]
+    assert not (tmp_path / "q.parquet.partial.csv").exists()
+
+
+def test_aligned_and_all_faces(tmp_path, lfw_paths):
+    crop_dir = tmp_path / "crops"
+    crop_dir.mkdir()
+    Image.open(lfw_paths[0]).crop((69, 69, 181, 181)).save(crop_dir / "c.png")
+    out = tmp_path / "a.csv"
+    assert score(str(crop_dir), "--aligned", "-o", str(out)).exit_code == 0
+    row = read_table(out).iloc[0]
+    assert row["status"] == "ok" and np.isnan(row["det_score"]) and row["x2"] == 112
+    group = Image.new("RGB", (500, 250))
+    group.paste(Image.open(lfw_paths[0]), (0, 0))
+    group.paste(Image.open(lfw_paths[1]), (250, 0))
+    group.save(tmp_path / "two.jpg")
+    counts = {}
+    for flag in ("--no-all-faces", "--all-faces"):
+        out = tmp_path / f"group{flag}.csv"
+        assert score(str(tmp_path / "two.jpg"), flag, "-o", str(out)).exit_code == 0
+        counts[flag] = len(read_table(out))
+    assert counts == {"--no-all-faces": 1, "--all-faces": counts["--all-faces"]}
+    assert counts["--all-faces"] >= 2
+
+
+def test_list_shows_estimators_and_weights():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0
+    assert "baseline" in result.output and "mtcnn" in result.output and "MIT" in result.output
+
+
+def test_killed_run_resumes_to_the_same_table(tmp_path, lfw_paths):
+    command = [sys.executable, "-m", "fiqa.cli", "score", *map(str, lfw_paths),
+               "--device", "cpu", "--batch-size", "2"]
+    full, partial = tmp_path / "full.csv", tmp_path / "partial.csv"
+    subprocess.run([*command, "-o", str(full)], check=True, capture_output=True)
+
+    process = subprocess.Popen([*command, "-o", str(partial)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (
+            not partial.exists() or len(partial.read_text().splitlines()) < 8):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(read_table(partial))
+    assert 0 < done < len(lfw_paths), "the run was not interrupted halfway"
+
+    subprocess.run([*command, "-o", str(partial), "--resume"], check=True, capture_output=True)
+    expected, resumed = read_table(full), read_table(partial)
+    assert list(resumed["path"]) == list(expected["path"])
+    assert list(resumed["status"]) == list(expected["status"])
+    numeric = expected.select_dtypes("number").columns
+    assert np.allclose(resumed[numeric], expected[numeric], rtol=1e-4, atol=1e-3, equal_nan=True)

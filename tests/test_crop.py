@@ -1,0 +1,58 @@
+"""Alignment: the warp puts the five landmarks on the crop spec's template."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from fiqa.crop import DEFAULT_CROP, CropSpec, align, similarity_transform
+
+
+def _planted(points: np.ndarray, shape: tuple[int, int], radius: int) -> torch.Tensor:
+    """A black 3×H×W uint8 image with a white square of ``radius`` at each point."""
+    image = np.zeros((*shape, 3), np.uint8)
+    for x, y in np.round(points).astype(int):
+        image[y - radius:y + radius + 1, x - radius:x + radius + 1] = 255
+    return torch.from_numpy(image).permute(2, 0, 1)
+
+
+def _blob_centres(crop: torch.Tensor) -> np.ndarray:
+    mask = crop[0].numpy() > 60
+    labels, count = ndimage.label(mask)
+    centres = ndimage.center_of_mass(crop[0].numpy().astype(float), labels, range(1, count + 1))
+    return np.array([(x, y) for y, x in centres])
+
+
+@pytest.mark.parametrize("scale, radius", [(2.3, 2), (14.0, 12)])  # the second takes the box-filter path
+@pytest.mark.parametrize("spec", [DEFAULT_CROP, CropSpec(size=150, padding=0.25)])
+def test_landmarks_land_on_template(spec, scale, radius):
+    angle = np.radians(20)
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = np.asarray(DEFAULT_CROP.template) @ rotation.T + [60, 40]
+    points = np.round(points)  # the planted squares sit on whole pixels
+    height, width = (points.max(0) + 80).astype(int)[::-1]
+    crop = align(_planted(points, (height, width), radius), points[None], spec)
+    assert crop.shape == (1, 3, spec.size, spec.size) and crop.dtype == torch.uint8
+    found = _blob_centres(crop[0])
+    assert len(found) == 5
+    template = spec.landmarks()
+    errors = [np.min(np.linalg.norm(found - t, axis=1)) for t in template]
+    assert max(errors) < 0.6, errors
+
+
+def test_similarity_transform_recovers_a_known_one():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (5, 2))
+    true = np.array([[0.8, -0.6, 5.0], [0.6, 0.8, -3.0]]) * [[1.5], [1.5]]
+    true[:, 2] /= 1.5
+    dst = src @ true[:, :2].T + true[:, 2]
+    assert np.allclose(similarity_transform(src, dst), true, atol=1e-9)
+
+
+def test_spec_normalisation():
+    crops = torch.tensor([[[[0]], [[128]], [[255]]]], dtype=torch.uint8)
+    spec = CropSpec(channels="BGR", mean=(127.5,) * 3, std=(127.5,) * 3)
+    assert torch.allclose(spec.normalize(crops).flatten(), torch.tensor([1.0, 0.5 / 127.5, -1.0]))
+    assert align(crops, np.zeros((0, 5, 2))).shape == (0, 3, 112, 112)

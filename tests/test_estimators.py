@@ -1,0 +1,86 @@
+"""The estimator registry and the baseline estimator on real faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fiqa
+from fiqa.estimators import QualityEstimator, estimator_class, register
+
+
+@pytest.fixture(scope="module")
+def lfw_faces(lfw_paths):
+    """Aligned 112×112 crops and metadata of real LFW faces."""
+    scorer = fiqa.Scorer(["baseline"], device="cpu")
+    images = [fiqa.read_image(p) for p in lfw_paths]
+    faces, points = zip(*scorer.locate(images), strict=True)
+    return scorer.crops(images, list(points)), fiqa.Faces.concat(list(faces))
+
+
+def test_registry_lists_and_creates():
+    assert "baseline" in fiqa.list_estimators()
+    estimator = fiqa.create("baseline", device="cpu", max_yaw=45)
+    assert isinstance(estimator, QualityEstimator) and estimator.max_yaw == 45
+    assert estimator.score_range == (0.0, 1.0) and estimator.provenance() == []
+    with pytest.raises(ValueError, match="available: .*baseline"):
+        fiqa.create("no-such-estimator")
+
+
+def test_a_new_estimator_registers_without_touching_fiqa():
+    @register
+    class Brightness(QualityEstimator):
+        name = "test-brightness"
+        description = "mean crop brightness"
+        score_range = (0.0, 255.0)
+
+        def measure(self, crops, faces):
+            return {"score": crops.float().mean((1, 2, 3)).cpu().numpy()}
+
+    estimator = fiqa.create("test-brightness", device="cpu")
+    crops = torch.full((2, 3, 112, 112), 51, dtype=torch.uint8)
+    assert np.allclose(estimator.score(crops), 51) and np.allclose(estimator.to_quality([51]), 20)
+    with pytest.raises(ValueError, match="112×112"):
+        estimator.score(torch.zeros((1, 3, 64, 64), dtype=torch.uint8))
+
+
+def test_baseline_needs_landmarks():
+    with pytest.raises(ValueError, match="landmarks"):
+        fiqa.create("baseline", device="cpu").score(torch.zeros((1, 3, 112, 112), dtype=torch.uint8))
+
+
+def test_baseline_on_real_faces(lfw_faces):
+    crops, faces = lfw_faces
+    result = fiqa.create("baseline", device="cpu")(crops, faces)
+    assert set(result) == {"score", *estimator_class("baseline").components}
+    assert ((result["score"] > 0) & (result["score"] <= 1)).all()
+    # LFW faces are roughly frontal, 30–60 px between the eyes, and evenly lit.
+    assert np.median(np.abs(result["yaw"])) < 15 and np.median(np.abs(result["roll"])) < 10
+    assert 25 < np.median(result["inter_eye_px"]) < 60
+    assert 0.25 < np.median(result["brightness"]) < 0.75
+
+
+def _blur(crops: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = int(3 * sigma)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+    out = crops.float()
+    out = F.conv2d(F.pad(out, (radius, radius, 0, 0), mode="replicate"), kernel, groups=3)
+    out = F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"),
+                   kernel.transpose(2, 3), groups=3)
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def test_baseline_falls_with_blur_darkness_and_resolution(lfw_faces):
+    crops, faces = lfw_faces
+    baseline = fiqa.create("baseline", device="cpu")
+    clean = baseline.score(crops, faces)
+    blurred = baseline.score(_blur(crops, 2.5), faces)
+    dark = baseline.score((crops.float() * 0.15).to(torch.uint8), faces)
+    small = fiqa.Faces(faces.boxes / 6, faces.scores, faces.landmarks / 6, faces.image_sizes)
+    low_res = baseline.score(crops, small)
+    for degraded in (blurred, dark, low_res):
+        assert (degraded < clean).mean() >= 0.9
