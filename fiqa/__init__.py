@@ -7,7 +7,7 @@
 """
 
 from .crop import DEFAULT_CROP, CropSpec, align
-from .estimators import QualityEstimator, create, list_estimators, register
+from .estimators import QualityEstimator, create, estimator_class, list_estimators, register
 from .faces import Faces
 from .imageio import ImageReadError, LoadedImage, expand_inputs, read_image
 from .pipeline import Scorer
@@ -16,5 +16,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_CROP", "CropSpec", "Faces", "ImageReadError", "LoadedImage", "QualityEstimator",
-    "Scorer", "align", "create", "expand_inputs", "list_estimators", "read_image", "register",
+    "Scorer", "align", "create", "estimator_class", "expand_inputs", "list_estimators",
+    "read_image", "register",
 ]

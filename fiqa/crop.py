@@ -62,6 +62,14 @@ class CropSpec:
 DEFAULT_CROP = CropSpec()
 
 
+def check_crops(crops: torch.Tensor, spec: CropSpec, user: str) -> None:
+    """ValueError naming ``user`` unless ``crops`` is N×3×size×size uint8 for ``spec``."""
+    expected = (3, spec.size, spec.size)
+    if crops.dtype != torch.uint8 or crops.ndim != 4 or tuple(crops.shape[1:]) != expected:
+        raise ValueError(f"{user} expects N×3×{spec.size}×{spec.size} uint8 crops (its crop_spec),"
+                         f" got {tuple(crops.shape)} {crops.dtype}")
+
+
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity (Umeyama, no reflection) mapping src → dst points.
 
@@ -88,7 +96,9 @@ def alignment_matrices(landmarks: np.ndarray, spec: CropSpec) -> np.ndarray:
     return np.stack([similarity_transform(points, template) for points in landmarks])
 
 
-def align(image: torch.Tensor, landmarks: np.ndarray, spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
+def align(
+    image: torch.Tensor, landmarks: np.ndarray, spec: CropSpec = DEFAULT_CROP
+) -> torch.Tensor:
     """Warp the faces of one image to ``spec``.
 
     image: 3×H×W uint8 RGB tensor (any device). landmarks: N×5×2 in image pixels.
@@ -115,7 +125,8 @@ def _warp(source: torch.Tensor, matrix: np.ndarray, size: int) -> torch.Tensor:
     inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # crop pixel → image pixel
     # grid_sample works in [-1, 1] coordinates with align_corners=False.
     to_norm_image = np.array([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1]])
-    from_norm_crop = np.array([[size / 2, 0, size / 2 - 0.5], [0, size / 2, size / 2 - 0.5], [0, 0, 1]])
+    half = size / 2
+    from_norm_crop = np.array([[half, 0, half - 0.5], [0, half, half - 0.5], [0, 0, 1]])
     theta = to_norm_image @ np.vstack([inverse, [0, 0, 1]]) @ from_norm_crop
     theta_t = torch.tensor(theta, dtype=torch.float32, device=source.device)[None]
     grid = F.affine_grid(theta_t, [1, 3, size, size], align_corners=False)

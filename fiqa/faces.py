@@ -33,6 +33,5 @@ class Faces:
         """One Faces from many (an empty list gives zero faces)."""
         if not parts:
             return Faces(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)), np.zeros((0, 2)))
-        return Faces(*(np.concatenate(arrays) for arrays in zip(*(
-            (p.boxes, p.scores, p.landmarks, p.image_sizes) for p in parts
-        ))))
+        fields = ("boxes", "scores", "landmarks", "image_sizes")
+        return Faces(*(np.concatenate([getattr(p, field) for p in parts]) for field in fields))

@@ -88,7 +88,8 @@ def read_image(
                 image = _to_rgb(ImageOps.exif_transpose(image))
                 if max(image.size) > max_side:
                     factor = max_side / max(image.size)
-                    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+                    width_height = (image.width * factor, image.height * factor)
+                    size = tuple(max(1, round(side)) for side in width_height)
                     image = image.resize(size, Image.Resampling.BOX)
                 pixels = np.array(image, dtype=np.uint8)  # a writable copy
                 scale = max(pixels.shape[:2]) / max(width, height)  # EXIF may swap the sides

@@ -128,8 +128,8 @@ class Scorer:
         rows = []
         for i in range(len(faces)):
             row = {"path": path, "face": i, "status": "ok", "det_score": faces.scores[i]}
-            row.update(zip(("x1", "y1", "x2", "y2"), faces.boxes[i]))
-            row.update(zip(FACE_COLUMNS[8:], faces.landmarks[i].reshape(-1)))
+            row.update(zip(("x1", "y1", "x2", "y2"), faces.boxes[i], strict=True))
+            row.update(zip(FACE_COLUMNS[8:], faces.landmarks[i].reshape(-1), strict=True))
             row.update({column: column_values[i] for column, column_values in values.items()})
             rows.append(row)
         return rows

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 # Mean adult face in millimetres, x to the image right, y down, z away from the camera, nose tip
-# at the origin. Chosen so that its frontal projection matches the ArcFace 112 template's ratios
-# (inter-eye 63 mm); depths from anthropometric averages (eyes ~25 mm, mouth corners ~20 mm
-# behind the nose tip).
+# at the origin. x, y: the median of our MTCNN landmarks over all LFW faces after similarity
+# alignment, scaled to a 63 mm inter-eye distance (so a typical LFW face reads as frontal); depths
+# from anthropometric averages (eyes ~25 mm, mouth corners ~20 mm behind the nose tip).
 MEAN_FACE_3D = np.array([
-    [-31.5, -36.0, 25.0],  # image-left eye
-    [31.5, -36.0, 25.0],  # image-right eye
+    [-31.5, -36.8, 25.0],  # image-left eye
+    [31.5, -36.8, 25.0],  # image-right eye
     [0.0, 0.0, 0.0],  # nose tip
-    [-26.0, 37.0, 20.0],  # image-left mouth corner
-    [26.0, 37.0, 20.0],  # image-right mouth corner
+    [-27.0, 32.3, 20.0],  # image-left mouth corner
+    [27.0, 32.3, 20.0],  # image-right mouth corner
 ])
 
 

@@ -17,14 +17,13 @@ from safetensors.torch import load_file
 
 
 def weights_dir() -> Path:
-    """The folder holding the manifest: ``$FIQA_WEIGHTS``, the source checkout, or the install."""
-    candidates = [os.environ.get("FIQA_WEIGHTS"), Path(__file__).resolve().parents[1] / "weights"]
-    try:
-        from importlib.resources import files
+    """The folder holding the manifest: ``$FIQA_WEIGHTS``, the source checkout, or the install.
 
-        candidates.append(Path(str(files("fiqa.weights"))))
-    except (ModuleNotFoundError, TypeError):
-        pass
+    A wheel installs the repository's ``weights/`` as the package data folder
+    ``fiqa/model_weights`` (see pyproject.toml).
+    """
+    here = Path(__file__).resolve().parent
+    candidates = [os.environ.get("FIQA_WEIGHTS"), here.parent / "weights", here / "model_weights"]
     for folder in candidates:
         if folder and (Path(folder) / "manifest.json").is_file():
             return Path(folder)

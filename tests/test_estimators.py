@@ -48,7 +48,8 @@ def test_a_new_estimator_registers_without_touching_fiqa():
 
 def test_baseline_needs_landmarks():
     with pytest.raises(ValueError, match="landmarks"):
-        fiqa.create("baseline", device="cpu").score(torch.zeros((1, 3, 112, 112), dtype=torch.uint8))
+        blank = torch.zeros((1, 3, 112, 112), dtype=torch.uint8)
+        fiqa.create("baseline", device="cpu").score(blank)
 
 
 def test_baseline_on_real_faces(lfw_faces):

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..crop import DEFAULT_CROP, CropSpec
+from ..crop import DEFAULT_CROP, CropSpec, check_crops
 from ..device import resolve_device
 from ..faces import Faces
 from ..weights import provenance
@@ -47,11 +47,7 @@ class QualityEstimator(ABC):
 
     def __call__(self, crops: torch.Tensor, faces: Faces | None = None) -> dict[str, np.ndarray]:
         """Checked :meth:`measure`: the score and every component, N float64 each."""
-        if crops.dtype != torch.uint8 or crops.ndim != 4 or crops.shape[1] != 3:
-            raise ValueError(f"crops must be N×3×H×W uint8, got {tuple(crops.shape)} {crops.dtype}")
-        size = self.crop_spec.size
-        if tuple(crops.shape[-2:]) != (size, size):
-            raise ValueError(f"{self.name} expects {size}×{size} crops (see its crop_spec)")
+        check_crops(crops, self.crop_spec, self.name)
         if self.needs and faces is None:
             raise ValueError(f"{self.name} needs detection metadata: {sorted(self.needs)}")
         with torch.inference_mode():

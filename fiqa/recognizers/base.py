@@ -1,0 +1,54 @@
+"""The contract every face recognition model follows."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from ..crop import CropSpec, check_crops
+from ..device import resolve_device
+from ..weights import provenance
+
+
+class Recognizer(ABC):
+    """Aligned face crops → identity embeddings (N×dim, unnormalised unless asked).
+
+    Subclasses set the class attributes and implement :meth:`build`, returning the torch module
+    that maps ``crop_spec.normalize(crops)`` to N×dim embeddings; ``@register`` (from
+    ``fiqa.recognizers``) makes them available to :func:`fiqa.recognizer`.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    crop_spec: ClassVar[CropSpec]
+    dim: ClassVar[int]
+    weights: ClassVar[tuple[str, ...]] = ()  # names in weights/manifest.json
+
+    def __init__(self, device: str | torch.device = "auto") -> None:
+        self.device = resolve_device(device)
+        self.model = self.build().to(self.device).eval()
+
+    @abstractmethod
+    def build(self) -> torch.nn.Module:
+        """The network: normalised N×3×S×S float input → N×dim embeddings, weights loaded."""
+
+    def embed(self, crops: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """N×3×S×S uint8 RGB crops aligned to ``crop_spec`` → N×dim float32 embeddings.
+
+        normalize: return unit-length vectors.
+        """
+        check_crops(crops, self.crop_spec, self.name)
+        with torch.inference_mode():
+            embeddings = self.model(self.crop_spec.normalize(crops.to(self.device))).float()
+        return F.normalize(embeddings, dim=1) if normalize else embeddings
+
+    @classmethod
+    def provenance(cls) -> list[dict]:
+        """Manifest entries (source, licence, sha256, how made) of the weights it uses."""
+        return [provenance(name) for name in cls.weights]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"
