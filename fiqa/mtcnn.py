@@ -2,7 +2,8 @@
 
 Reproduces facenet-pytorch's ``MTCNN.detect`` (same weights, same arithmetic) without torchvision:
 the image pyramid of equal-sized images goes through P-Net together, the R-Net/O-Net crops of all
-images are cut in one go from integral images, and NMS runs per image in torch.
+images are cut in one go from integral images, and NMS runs per image in torch. Candidates whose
+box lies wholly outside the image are dropped (facenet-pytorch then misaligns its crops).
 """
 
 from __future__ import annotations
@@ -157,8 +158,8 @@ class MTCNN(nn.Module):
     def _propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """P-Net over the pyramid of B×3×H×W float images: square candidates and their image."""
         height, width = images.shape[2:]
-        found = [(images.new_empty(0, 4), images.new_empty(0), images.new_empty(0, 4))]
-        indices = [torch.empty(0, dtype=torch.long, device=images.device)]
+        none = torch.empty(0, dtype=torch.long, device=images.device)
+        found = [(images.new_empty(0, 4), images.new_empty(0), images.new_empty(0, 4), none)]
         for scale in _scales(height, width, self.min_face_size, self.factor):
             size = (int(height * scale + 1), int(width * scale + 1))
             offsets, prob = self.pnet(_normalize(F.interpolate(images, size=size, mode="area")))
@@ -167,10 +168,8 @@ class MTCNN(nn.Module):
             boxes = torch.cat([(2 * corner + 1) / scale, (2 * corner + 12) / scale], 1).floor()
             score = prob[image, y, x]
             keep = _nms(boxes, score, image, 0.5)
-            found.append((boxes[keep], score[keep], offsets[image, :, y, x][keep]))
-            indices.append(image[keep])
-        boxes, score, offsets = (torch.cat(t) for t in zip(*found, strict=True))
-        image = torch.cat(indices)
+            found.append((boxes[keep], score[keep], offsets[image, :, y, x][keep], image[keep]))
+        boxes, score, offsets, image = (torch.cat(t) for t in zip(*found, strict=True))
         keep = _nms(boxes, score, image, 0.7)
         boxes, offsets = boxes[keep], offsets[keep]
         return _square(boxes + offsets * (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)), image[keep]
@@ -240,7 +239,7 @@ def _crops(
         + flat[base + row_low + col_low]
     )  # K×size×size×3
     rows, cols = (high - low).float().unbind(1)
-    mean = total.float() / rows[:, :, None, None] / cols[:, None, :, None]  # as torch's order
+    mean = total.float() / rows[:, :, None, None] / cols[:, None, :, None]  # torch's rounding
     return _normalize(mean.permute(0, 3, 1, 2)), valid
 
 
@@ -271,13 +270,17 @@ def _nms(
 ) -> torch.Tensor:
     """Greedy NMS within each group: kept indices, by group, then by descending score.
 
-    Overlap is IoU with areas x2 - x1 by y2 - y1 (torchvision's), or with ``min_area``
-    intersection over the smaller area with sizes counted inclusive (+1), as the original's last
-    stage. All groups advance together: one step keeps the best remaining box of every group.
+    Overlap is IoU with areas x2 - x1 by y2 - y1 (torchvision's; of tied scores the first box
+    wins), or with ``min_area`` intersection over the smaller area with sizes counted inclusive
+    (+1; of tied scores the last box wins), as the original's last stage (numpy, facenet's
+    ``nms_numpy``). All groups advance together: a step keeps the best remaining box of each.
     """
     if len(boxes) == 0:
         return groups[:0]
-    order = scores.argsort(descending=True, stable=True)
+    if min_area:
+        order = scores.argsort(stable=True).flip(0)
+    else:
+        order = scores.argsort(descending=True, stable=True)
     order = order[groups[order].argsort(stable=True)]
     _, counts = groups[order].unique_consecutive(return_counts=True)
     rows = torch.arange(len(counts), device=boxes.device)
