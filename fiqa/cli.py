@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +22,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from . import estimators as registry
+from . import estimators, recognizers
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, expand_inputs
+from .pipeline import Scorer
+from .results import ResultTable
 from .weights import manifest
 
 app = typer.Typer(
@@ -33,31 +36,42 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+Inputs = Annotated[list[str], typer.Argument(
+    help="Image files, folders (searched recursively), globs, or .txt/.lst files of paths.",
+    show_default=False)]
+Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")]
+BatchSize = Annotated[int, typer.Option(
+    min=1, help="Images per detection batch and faces per model batch.")]
+Workers = Annotated[int, typer.Option(min=1, help="Threads decoding images.")]
+Aligned = Annotated[bool, typer.Option(
+    help="Inputs are already 112×112-template aligned crops: skip detection.")]
+AllFaces = Annotated[bool, typer.Option(help="Every face found, not just the largest.")]
+Resume = Annotated[bool, typer.Option(
+    help="Continue an interrupted run: keep OUTPUT's rows and skip their images.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")]
+MaxSide = Annotated[int, typer.Option(
+    help="Larger images are reduced to this side before detection.")]
+MaxPixels = Annotated[int, typer.Option(
+    help="Refuse images with more pixels (decompression-bomb guard).")]
+
+
 @app.command()
 def score(
-    inputs: Annotated[list[str], typer.Argument(
-        help="Image files, folders (searched recursively), globs, or .txt/.lst files of paths.",
-        show_default=False)],
+    inputs: Inputs,
     methods: Annotated[str, typer.Option(
         "--methods", "-m", help="Estimators, comma-separated (see `fiqa list`).")] = "baseline",
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Results table, .csv or .parquet, written as the run goes.")
     ] = Path("fiqa_scores.csv"),
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option(
-        min=1, help="Images per detection batch and faces per estimator batch.")] = 32,
-    workers: Annotated[int, typer.Option(min=1, help="Threads decoding images.")] = 2,
-    aligned: Annotated[bool, typer.Option(
-        help="Inputs are already 112×112-template aligned crops: skip detection.")] = False,
-    all_faces: Annotated[bool, typer.Option(
-        help="Score every face found, not just the largest.")] = False,
-    resume: Annotated[bool, typer.Option(
-        help="Continue an interrupted run: keep OUTPUT's rows and skip their images.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
-    max_side: Annotated[int, typer.Option(
-        help="Larger images are reduced to this side before detection.")] = DEFAULT_MAX_SIDE,
-    max_pixels: Annotated[int, typer.Option(
-        help="Refuse images with more pixels (decompression-bomb guard).")] = DEFAULT_MAX_PIXELS,
+    device: Device = "auto",
+    batch_size: BatchSize = 32,
+    workers: Workers = 2,
+    aligned: Aligned = False,
+    all_faces: AllFaces = False,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    max_side: MaxSide = DEFAULT_MAX_SIDE,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Score the quality of every face in INPUTS, one row per face.
 
@@ -74,15 +88,61 @@ def score(
 
       fiqa score photos/ -o scores.csv --resume      # after an interruption
     """
-    from .pipeline import Scorer
-    from .results import ResultTable
+    names = [name.strip() for name in methods.split(",") if name.strip()]
+    _run(inputs, output, resume, overwrite, workers, "scoring", lambda: Scorer(
+        names, (), device, batch_size, aligned, all_faces, max_side, max_pixels))
 
+
+@app.command()
+def embed(
+    inputs: Inputs,
+    recognizer: Annotated[str, typer.Option(
+        "--recognizer", "-r", help="Recognition models, comma-separated (see `fiqa list`).")
+    ] = "dlib",
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Embeddings: .csv or .parquet (a column per dimension), or .npy "
+        "(an N×D float32 matrix, NaN rows where no face, plus <output>.rows.csv).")
+    ] = Path("fiqa_embeddings.parquet"),
+    precision: Annotated[str, typer.Option(
+        help="fp32, or fp16/bf16 autocast for GPUs (see docs/recognizers.md for the accuracy "
+        "of each: faceres needs fp16).")] = "fp32",
+    device: Device = "auto",
+    batch_size: BatchSize = 32,
+    workers: Workers = 2,
+    aligned: Aligned = False,
+    all_faces: AllFaces = False,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    max_side: MaxSide = DEFAULT_MAX_SIDE,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Embed every face in INPUTS with recognition models, one row per face.
+
+    Rows carry the same path, face, box, landmarks and status columns as `fiqa score`,
+    then each unnormalised embedding as columns `<recognizer>.0` … `<recognizer>.<D-1>`.
+    Faces are detected once, however many recognizers.
+
+    Examples:
+
+      fiqa embed photos/ -r dlib -o emb.parquet
+
+      fiqa embed photos/ -r faceres -o emb.npy --device cuda --precision bf16
+    """
+    names = [name.strip() for name in recognizer.split(",") if name.strip()]
+    if output.suffix.lower() == ".npy" and len(names) != 1:
+        console.print("[red]error:[/red] an .npy output holds one recognizer's embeddings")
+        raise typer.Exit(2)
+    _run(inputs, output, resume, overwrite, workers, "embedding", lambda: Scorer(
+        (), [recognizers.recognizer(name, device, precision) for name in names], device,
+        batch_size, aligned, all_faces, max_side, max_pixels))
+
+
+def _run(inputs: list[str], output: Path, resume: bool, overwrite: bool, workers: int,
+         verb: str, make_scorer: Callable[[], Scorer]) -> None:
+    """Shared body of `score` and `embed`: set up, stream rows into the table, summarise."""
     try:
         paths = expand_inputs(inputs)
-        names = [name.strip() for name in methods.split(",") if name.strip()]
-        for name in names:
-            registry.estimator_class(name)
-        scorer = Scorer(names, device, batch_size, aligned, all_faces, max_side, max_pixels)
+        scorer = make_scorer()
         table = ResultTable(output, scorer.columns, resume=resume, overwrite=overwrite)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
@@ -94,7 +154,7 @@ def score(
     statuses: Counter[str] = Counter()
     start = time.perf_counter()
     with _progress() as progress:
-        task = progress.add_task("scoring", total=len(todo))
+        task = progress.add_task(verb, total=len(todo))
         for rows in scorer.run(todo, workers):
             table.append(rows)
             statuses.update(row["status"].split(":")[0] for row in rows)
@@ -108,23 +168,34 @@ def score(
 
 @app.command("list")
 def list_models() -> None:
-    """Show the estimators and the weights they use, with provenance and licence."""
-    estimators = Table(title="Estimators", title_justify="left")
+    """Show the estimators, recognizers and weights, with provenance and licence."""
+    estimator_table = Table(title="Estimators", title_justify="left")
     for column in ("name", "what it measures", "raw range", "needs", "weights"):
-        estimators.add_column(column)
-    for name in registry.list_estimators():
-        cls = registry.estimator_class(name)
+        estimator_table.add_column(column)
+    for name in estimators.list_estimators():
+        cls = estimators.estimator_class(name)
         low, high = cls.score_range
-        estimators.add_row(name, cls.description, f"{low:g} – {high:g}",
-                           ", ".join(sorted(cls.needs)) or "-", ", ".join(cls.weights) or "none")
-    weights = Table(title="Models and weights (weights/manifest.json)", title_justify="left")
+        estimator_table.add_row(name, cls.description, f"{low:g} – {high:g}",
+                                ", ".join(sorted(cls.needs)) or "-",
+                                ", ".join(cls.weights) or "none")
+    recognizer_table = Table(title="Recognizers", title_justify="left")
+    for column in ("name", "model", "embedding", "crop", "weights"):
+        recognizer_table.add_column(column)
+    for name in recognizers.list_recognizers():
+        cls = recognizers.recognizer_class(name)
+        spec = cls.crop_spec
+        crop = f"{spec.size}×{spec.size} {spec.channels}" + (
+            f", padding {spec.padding:g}" if spec.padding else "")
+        recognizer_table.add_row(name, cls.description, f"{cls.dim}-d", crop,
+                                 ", ".join(cls.weights))
+    weight_table = Table(title="Weights (weights/manifest.json)", title_justify="left")
     for column in ("name", "file", "source", "licence"):
-        weights.add_column(column)
+        weight_table.add_column(column)
     for name, entry in manifest().items():
-        weights.add_row(name, entry["file"], entry["source"], entry["licence"])
+        weight_table.add_row(name, entry["file"], entry["source"], entry["licence"])
     out = Console()
-    out.print(estimators)
-    out.print(weights)
+    for table in (estimator_table, recognizer_table, weight_table):
+        out.print(table)
 
 
 def _progress() -> Progress:

@@ -20,6 +20,7 @@ from .device import resolve_device
 from .estimators import QualityEstimator, create
 from .faces import Faces
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, ImageReadError, LoadedImage, read_image
+from .recognizers import Recognizer, recognizer
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 FACE_COLUMNS = ["path", "face", "status", "x1", "y1", "x2", "y2", "det_score"] + [
@@ -28,10 +29,12 @@ FACE_COLUMNS = ["path", "face", "status", "x1", "y1", "x2", "y2", "det_score"] +
 
 
 class Scorer:
-    """Scores every face of many images with one or more estimators.
+    """Scores and embeds every face of many images with estimators and recognizers.
 
     estimators: names (see ``fiqa.list_estimators()``) or ready estimator objects.
-    batch_size: images per detection batch and faces per estimator batch.
+    recognizers: names (see ``fiqa.list_recognizers()``) or ready recognizer objects; each adds
+        columns ``<name>.0`` … ``<name>.<dim-1>`` holding the face's embedding.
+    batch_size: images per detection batch and faces per model batch.
     aligned: inputs are already crops aligned to the default 112×112 template (no detection).
     all_faces: score every detected face instead of the largest one.
     """
@@ -39,6 +42,7 @@ class Scorer:
     def __init__(
         self,
         estimators: Sequence[str | QualityEstimator] = ("baseline",),
+        recognizers: Sequence[str | Recognizer] = (),
         device: str | torch.device = "auto",
         batch_size: int = 32,
         aligned: bool = False,
@@ -49,6 +53,8 @@ class Scorer:
         self.device = resolve_device(device)
         self.estimators = [e if isinstance(e, QualityEstimator) else create(e, self.device)
                            for e in estimators]
+        self.recognizers = [r if isinstance(r, Recognizer) else recognizer(r, self.device)
+                            for r in recognizers]
         self.batch_size, self.aligned, self.all_faces = batch_size, aligned, all_faces
         self.max_side, self.max_pixels = max_side, max_pixels
         if aligned:
@@ -65,6 +71,8 @@ class Scorer:
         for estimator in self.estimators:
             columns += [estimator.name, f"{estimator.name}.quality"]
             columns += [f"{estimator.name}.{c}" for c in estimator.components]
+        for model in self.recognizers:
+            columns += [f"{model.name}.{i}" for i in range(model.dim)]
         return columns
 
     def run(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[list[dict]]:
@@ -80,8 +88,8 @@ class Scorer:
     def score_images(self, images: Sequence[LoadedImage]) -> list[tuple[Faces, dict]]:
         """Per image: its chosen faces (original pixels) and ``{column: N values}``."""
         located = self.locate(images)
-        measures = self._estimate(images, [faces for faces, _ in located],
-                                  [points for _, points in located])
+        measures = self._measure(images, [faces for faces, _ in located],
+                                 [points for _, points in located])
         return [(faces, values) for (faces, _), values in zip(located, measures, strict=True)]
 
     def _decoded(self, paths: Iterable, workers: int) -> Iterator[tuple[str, LoadedImage | str]]:
@@ -156,26 +164,24 @@ class Scorer:
         faces = Faces(boxes / image.scale, scores, points / image.scale, sizes)
         return faces, points
 
-    def _estimate(self, images: Sequence[LoadedImage], faces: list[Faces],
-                  points: list[np.ndarray]) -> list[dict]:
-        """Run every estimator on the faces of all images; per image ``{column: values}``."""
+    def _measure(self, images: Sequence[LoadedImage], faces: list[Faces],
+                 points: list[np.ndarray]) -> list[dict]:
+        """Run every model on the faces of all images; per image ``{column: values}``."""
         counts = [len(f) for f in faces]
         all_faces = Faces.concat(faces)
+        if len(all_faces) == 0:
+            return [{} for _ in images]
         columns: dict[str, np.ndarray] = {}
-        crops_by_spec: dict = {}
-        for estimator in self.estimators:
-            spec = estimator.crop_spec
+        crops_by_spec: dict[CropSpec, torch.Tensor] = {}
+        for model in [*self.estimators, *self.recognizers]:
+            spec = model.crop_spec
             if spec not in crops_by_spec:
                 crops_by_spec[spec] = self.crops(images, points, spec)
             crops = crops_by_spec[spec]
-            parts = [estimator(crops[i:i + self.batch_size],
-                               all_faces[i:i + self.batch_size])
+            parts = [_columns_of(model, crops[i:i + self.batch_size],
+                                 all_faces[i:i + self.batch_size])
                      for i in range(0, len(crops), self.batch_size)]
-            for key in ["score", *estimator.components]:
-                merged = np.concatenate([p[key] for p in parts]) if parts else np.zeros(0)
-                column = estimator.name if key == "score" else f"{estimator.name}.{key}"
-                columns[column] = merged
-            columns[f"{estimator.name}.quality"] = estimator.to_quality(columns[estimator.name])
+            columns.update({key: np.concatenate([part[key] for part in parts]) for key in parts[0]})
         bounds = np.cumsum([0, *counts])
         return [{column: values[a:b] for column, values in columns.items()}
                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -188,3 +194,16 @@ class Scorer:
         if not crops:
             return torch.empty((0, 3, spec.size, spec.size), dtype=torch.uint8, device=self.device)
         return torch.cat(crops)
+
+
+def _columns_of(model: QualityEstimator | Recognizer, crops: torch.Tensor,
+                faces: Faces) -> dict[str, np.ndarray]:
+    """The output columns of one model on one batch of crops."""
+    if isinstance(model, Recognizer):
+        vectors = model.embed(crops).cpu().numpy()
+        return {f"{model.name}.{i}": vectors[:, i] for i in range(model.dim)}
+    result = model(crops, faces)
+    score = result["score"]
+    columns = {model.name: score, f"{model.name}.quality": model.to_quality(score)}
+    columns.update({f"{model.name}.{key}": result[key] for key in model.components})
+    return columns

@@ -1,6 +1,6 @@
 """Result tables written as they grow, so a killed run keeps its work and can resume.
 
-Rows go to a CSV file, one flush per image. A ``.parquet`` output is journaled as
+Rows go to a CSV file, one flush per image. A ``.parquet`` or ``.npy`` output is journaled as
 ``<out>.partial.csv`` and converted when the run finishes.
 """
 
@@ -16,7 +16,10 @@ import pandas as pd
 
 
 class ResultTable:
-    """Append-only table at ``path`` (.csv or .parquet) with the given ``columns``.
+    """Append-only table at ``path`` (.csv, .parquet or .npy) with the given ``columns``.
+
+    A ``.npy`` output holds the columns named ``<model>.<integer>`` (embeddings) as an N×D float32
+    matrix, NaN where a row has none, beside ``<out>.rows.csv`` with the other columns.
 
     resume: keep the rows already there and report their paths in :attr:`finished` (the last
     image of an interrupted file is dropped and redone, since its rows may be incomplete).
@@ -26,13 +29,13 @@ class ResultTable:
     def __init__(self, path: str | Path, columns: list[str], resume: bool = False,
                  overwrite: bool = False) -> None:
         self.path, self.columns = Path(path), columns
-        if self.path.suffix.lower() not in (".csv", ".parquet"):
-            raise ValueError(f"output must end in .csv or .parquet, got {self.path.name}")
-        self.parquet = self.path.suffix.lower() == ".parquet"
-        self.journal = self.path.with_name(self.path.name + ".partial.csv") if self.parquet \
-            else self.path
-        if self.parquet and self.path.exists() and resume and not self.journal.exists():
-            pd.read_parquet(self.path).to_csv(self.journal, index=False)
+        self.kind = self.path.suffix.lower()
+        if self.kind not in (".csv", ".parquet", ".npy"):
+            raise ValueError(f"output must end in .csv, .parquet or .npy, got {self.path.name}")
+        self.journal = self.path if self.kind == ".csv" else \
+            self.path.with_name(self.path.name + ".partial.csv")
+        if self.kind != ".csv" and self.path.exists() and resume and not self.journal.exists():
+            read_table(self.path, _vector_columns(columns)).to_csv(self.journal, index=False)
         exists = self.journal.exists() or self.path.exists()
         if exists and not (resume or overwrite):
             raise FileExistsError(f"{self.path} exists: pass --resume to continue it or "
@@ -72,20 +75,42 @@ class ResultTable:
             file.write(buffer.getvalue())
 
     def close(self) -> pd.DataFrame:
-        """Finish the output (convert the journal to Parquet if asked) and return the table."""
+        """Finish the output (convert the journal if needed) and return the table."""
         table = read_table(self.journal)
-        if self.parquet:
+        if self.kind == ".parquet":
             table.to_parquet(self.path, index=False)
+        elif self.kind == ".npy":
+            vectors = _vector_columns(self.columns)
+            np.save(self.path, table[vectors].to_numpy(np.float32))
+            table.drop(columns=vectors).to_csv(_rows_path(self.path), index=False)
+        if self.journal != self.path:
             self.journal.unlink()
         return table
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A results table written by fiqa (.csv or .parquet)."""
+def read_table(path: str | Path, vector_names: list[str] | None = None) -> pd.DataFrame:
+    """A table written by fiqa: .csv, .parquet, or .npy (with its .rows.csv) as one frame.
+
+    vector_names: column names for an .npy matrix (default ``embedding.0`` …).
+    """
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
+    if path.suffix.lower() == ".npy":
+        vectors = np.load(path)
+        names = vector_names or [f"embedding.{i}" for i in range(vectors.shape[1])]
+        return pd.concat([read_table(_rows_path(path)), pd.DataFrame(vectors, columns=names)],
+                         axis=1)
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def _vector_columns(columns: list[str]) -> list[str]:
+    """The embedding columns, ``<model>.<integer>``."""
+    return [c for c in columns if c.rpartition(".")[2].isdigit()]
+
+
+def _rows_path(npy: Path) -> Path:
+    return npy.with_name(npy.name + ".rows.csv")
 
 
 def _format(value) -> str:

@@ -18,9 +18,10 @@ recognizer_class = _registry.get
 list_recognizers = _registry.names
 
 
-def recognizer(name: str, device: str | torch.device = "auto") -> Recognizer:
-    """A ready recognizer: ``recognizer("dlib", device="cpu")``."""
-    return recognizer_class(name)(device=device)
+def recognizer(name: str, device: str | torch.device = "auto", precision: str = "fp32"
+               ) -> Recognizer:
+    """A ready recognizer: ``recognizer("dlib", device="cpu")``; precision fp32, bf16 or fp16."""
+    return recognizer_class(name)(device=device, precision=precision)
 
 
 __all__ = ["Recognizer", "list_recognizers", "recognizer", "recognizer_class", "register"]

@@ -12,6 +12,8 @@ from ..crop import CropSpec, check_crops
 from ..device import resolve_device
 from ..weights import provenance
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 class Recognizer(ABC):
     """Aligned face crops → identity embeddings (N×dim, unnormalised unless asked).
@@ -27,8 +29,10 @@ class Recognizer(ABC):
     dim: ClassVar[int]
     weights: ClassVar[tuple[str, ...]] = ()  # names in weights/manifest.json
 
-    def __init__(self, device: str | torch.device = "auto") -> None:
-        self.device = resolve_device(device)
+    def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        self.device, self.precision = resolve_device(device), precision
         self.model = self.build().to(self.device).eval()
 
     @abstractmethod
@@ -38,10 +42,13 @@ class Recognizer(ABC):
     def embed(self, crops: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """N×3×S×S uint8 RGB crops aligned to ``crop_spec`` → N×dim float32 embeddings.
 
-        normalize: return unit-length vectors.
+        normalize: return unit-length vectors. With ``precision`` bf16/fp16 the network runs under
+        autocast (its result still comes back as float32).
         """
         check_crops(crops, self.crop_spec, self.name)
-        with torch.inference_mode():
+        dtype = PRECISIONS[self.precision]
+        autocast = torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32)
+        with torch.inference_mode(), autocast:
             embeddings = self.model(self.crop_spec.normalize(crops.to(self.device))).float()
         return F.normalize(embeddings, dim=1) if normalize else embeddings
 
@@ -51,4 +58,5 @@ class Recognizer(ABC):
         return [provenance(name) for name in cls.weights]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"
+        return (f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r}, "
+                f"precision={self.precision!r})")
