@@ -28,7 +28,7 @@ def pair_similarity(table, pairs, name: str) -> np.ndarray:
     """Cosine similarity per pair of ``name``'s embeddings; NaN where a face is missing."""
     columns = [c for c in table.columns if c.startswith(f"{name}.") and c[len(name) + 1:].isdigit()]
     ok = table[table["status"] == "ok"].drop_duplicates("path").set_index("path")
-    vectors = ok[columns].to_numpy(np.float64)
+    vectors = ok[columns].to_numpy(np.float64, copy=True)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     row = {path: i for i, path in enumerate(ok.index)}
     a = pairs["path_a"].map(row).to_numpy(float)
