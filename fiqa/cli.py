@@ -32,6 +32,7 @@ app = typer.Typer(
     help="Face image quality assessment: score how useful each face is for recognition.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 console = Console(stderr=True)
 
@@ -126,7 +127,7 @@ def embed(
 
       fiqa embed photos/ -r dlib -o emb.parquet
 
-      fiqa embed photos/ -r faceres -o emb.npy --device cuda --precision bf16
+      fiqa embed photos/ -r faceres -o emb.npy --device cuda --precision fp16
     """
     names = [name.strip() for name in recognizer.split(",") if name.strip()]
     if output.suffix.lower() == ".npy" and len(names) != 1:
