@@ -1,0 +1,18 @@
+"""Evaluation of quality estimators: error-versus-discard curves (EDC) and their pAUC."""
+
+from .edc import (
+    EDC,
+    edc,
+    normalized_pauc,
+    oracle_quality,
+    pair_quality,
+    pauc,
+    random_pauc,
+    threshold_for_fmr,
+    threshold_for_fnmr,
+)
+
+__all__ = [
+    "EDC", "edc", "normalized_pauc", "oracle_quality", "pair_quality", "pauc", "random_pauc",
+    "threshold_for_fmr", "threshold_for_fnmr",
+]

@@ -1,0 +1,104 @@
+"""Error-versus-discard characteristic (EDC), ISO/IEC 29794-1:2024 style.
+
+The decision threshold is fixed once, before discarding (at a target FMR over all impostor scores,
+or at a starting FNMR over all genuine scores). Comparisons are then discarded in ascending pair
+quality, min(q_a, q_b), comparisons of equal pair quality together, and after each step the error
+rate of what is left is recorded. The FNMR curve is computed over genuine comparisons (its discard
+fraction is the fraction of genuine comparisons discarded), the FMR curve over impostor ones.
+Similarities: higher = more alike; a comparison is accepted when similarity ≥ threshold.
+See Schlett et al., "Considerations on the evaluation of biometric quality assessment
+algorithms", IEEE T-BIOM 2024, for the choices (min pair quality, stepwise pAUC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class EDC:
+    """One error-versus-discard curve.
+
+    discard: fractions of the comparisons discarded, ascending from 0, one per distinct pair
+    quality cut; error: error rate among the comparisons kept at each; kept: how many are kept;
+    threshold: the fixed similarity threshold; kind: ``"fnmr"`` or ``"fmr"``.
+    """
+
+    discard: np.ndarray
+    error: np.ndarray
+    kept: np.ndarray
+    threshold: float
+    kind: str
+
+
+def pair_quality(quality_a: np.ndarray, quality_b: np.ndarray) -> np.ndarray:
+    """Pair quality of each comparison: the lower of its two samples' qualities."""
+    return np.minimum(np.asarray(quality_a, float), np.asarray(quality_b, float))
+
+
+def threshold_for_fmr(impostor: np.ndarray, fmr: float) -> float:
+    """The lowest threshold whose FMR over ``impostor`` similarities is at most ``fmr``."""
+    ordered = np.sort(np.asarray(impostor, float))[::-1]
+    allowed = int(np.floor(fmr * len(ordered) + 1e-9))  # impostors that may be accepted
+    if allowed >= len(ordered):
+        return -np.inf
+    return float(np.nextafter(ordered[allowed], np.inf))  # just above the first one refused
+
+
+def threshold_for_fnmr(genuine: np.ndarray, fnmr: float) -> float:
+    """The highest threshold whose FNMR over ``genuine`` similarities is at most ``fnmr``."""
+    ordered = np.sort(np.asarray(genuine, float))
+    allowed = int(np.floor(fnmr * len(ordered) + 1e-9))  # genuine pairs that may be rejected
+    if allowed >= len(ordered):
+        return np.inf
+    return float(ordered[allowed])
+
+
+def edc(similarity: np.ndarray, quality: np.ndarray, threshold: float, kind: str = "fnmr") -> EDC:
+    """The EDC of one kind of comparison: genuine ones for ``"fnmr"``, impostor ones for ``"fmr"``.
+
+    similarity, quality: one value per comparison (quality = pair quality). The threshold stays
+    fixed while the lowest-quality comparisons are discarded, ties together.
+    """
+    if kind not in ("fnmr", "fmr"):
+        raise ValueError(f"kind must be 'fnmr' or 'fmr', got {kind!r}")
+    similarity, quality = np.asarray(similarity, float), np.asarray(quality, float)
+    if len(similarity) == 0:
+        raise ValueError("no comparisons to compute an EDC from")
+    order = np.argsort(quality, kind="stable")
+    similarity, quality = similarity[order], quality[order]
+    errors = similarity < threshold if kind == "fnmr" else similarity >= threshold
+    errors_left = np.cumsum(errors[::-1])[::-1]  # errors among comparisons i..n-1
+    count = len(similarity)
+    starts = np.concatenate([[0], np.flatnonzero(quality[1:] != quality[:-1]) + 1])
+    kept = count - starts
+    return EDC(starts / count, errors_left[starts] / kept, kept, float(threshold), kind)
+
+
+def pauc(curve: EDC, limit: float = 0.2) -> float:
+    """Area under the stepwise EDC over discard fractions [0, limit]."""
+    if not 0 <= limit <= 1:
+        raise ValueError(f"limit must be in [0, 1], got {limit}")
+    ends = np.minimum(np.append(curve.discard[1:], 1.0), limit)
+    widths = np.clip(ends - curve.discard, 0, None)
+    return float((curve.error * widths).sum())
+
+
+def oracle_quality(similarity: np.ndarray, threshold: float, kind: str = "fnmr") -> np.ndarray:
+    """Qualities that discard the errors first, one at a time: the lower bound of any curve."""
+    similarity = np.asarray(similarity, float)
+    errors = similarity < threshold if kind == "fnmr" else similarity >= threshold
+    distinct = np.arange(len(similarity)) / max(len(similarity), 1)
+    return np.where(errors, distinct - 1.0, 1.0)
+
+
+def random_pauc(curve: EDC, limit: float = 0.2) -> float:
+    """pAUC expected from discarding at random: the starting error, flat, over [0, limit]."""
+    return float(curve.error[0] * limit)
+
+
+def normalized_pauc(value: float, oracle: float, random: float) -> float:
+    """(pAUC − oracle) / (random − oracle): 0 matches the oracle, 1 is no better than random."""
+    return float((value - oracle) / (random - oracle)) if random > oracle else float("nan")
