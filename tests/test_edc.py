@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fiqa.evaluation import (
+    crfiqa_erc,
     edc,
     normalized_pauc,
     oracle_quality,
@@ -83,3 +84,15 @@ def test_uninformative_quality_stays_flat_and_informative_quality_falls():
     similarity, quality = _comparisons(rng, 50_000, informative=2.0)
     falling = edc(similarity, quality, threshold=0.6)
     assert pauc(falling) < 0.8 * random_pauc(falling)
+
+
+def test_crfiqa_erc_recomputes_the_threshold_at_every_step():
+    # Four genuine, four impostor comparisons; the two lowest-quality ones are the errors.
+    similarity = np.array([0.2, 0.9, 0.8, 0.7, 0.75, 0.1, 0.3, 0.2])
+    same = np.array([True, True, True, True, False, False, False, False])
+    quality = np.array([0.0, 5, 6, 7, 1, 2, 3, 4])
+    erc = crfiqa_erc(similarity, same, quality, fmr=0.0, discard=np.array([0.0, 0.25]))
+    # At 0: threshold above the best impostor (0.75) → genuine 0.2 and 0.7 rejected: 2/4.
+    # At 0.25 (2 dropped: the 0.2 genuine and the 0.75 impostor): threshold above 0.3 → 0/3.
+    assert np.allclose(erc.fnmr, [0.5, 0.0])
+    assert erc.auc() == pytest.approx(0.25 * 0.5 / 2)

@@ -2,6 +2,8 @@
 
 from .edc import (
     EDC,
+    CrfiqaERC,
+    crfiqa_erc,
     edc,
     normalized_pauc,
     oracle_quality,
@@ -13,6 +15,6 @@ from .edc import (
 )
 
 __all__ = [
-    "EDC", "edc", "normalized_pauc", "oracle_quality", "pair_quality", "pauc", "random_pauc",
-    "threshold_for_fmr", "threshold_for_fnmr",
+    "EDC", "CrfiqaERC", "crfiqa_erc", "edc", "normalized_pauc", "oracle_quality", "pair_quality",
+    "pauc", "random_pauc", "threshold_for_fmr", "threshold_for_fnmr",
 ]

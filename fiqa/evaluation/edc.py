@@ -102,3 +102,39 @@ def random_pauc(curve: EDC, limit: float = 0.2) -> float:
 def normalized_pauc(value: float, oracle: float, random: float) -> float:
     """(pAUC − oracle) / (random − oracle): 0 matches the oracle, 1 is no better than random."""
     return float((value - oracle) / (random - oracle)) if random > oracle else float("nan")
+
+
+@dataclass
+class CrfiqaERC:
+    """The ERC as the public CR-FIQA code draws it (not ISO): see :func:`crfiqa_erc`."""
+
+    discard: np.ndarray
+    fnmr: np.ndarray
+    fmr_target: float
+
+    def auc(self) -> float:
+        """Trapezoidal area over all the discard fractions, as that code reports it."""
+        return float(np.trapezoid(self.fnmr, self.discard))
+
+
+def crfiqa_erc(similarity: np.ndarray, same: np.ndarray, quality: np.ndarray,
+               fmr: float = 1e-3, discard: np.ndarray | None = None) -> CrfiqaERC:
+    """Error-versus-reject curve the way CR-FIQA's public evaluation code computes it.
+
+    Genuine and impostor comparisons are sorted together by pair quality (ties not grouped); at
+    each discard fraction (default 0, 0.05, …, 0.95) the lowest ``fraction × N`` comparisons are
+    dropped, the threshold is recomputed at ``fmr`` on the impostors left, and the FNMR of the
+    genuine ones left is recorded. Most published FIQA tables use this; its numbers are not
+    comparable with :func:`edc`'s.
+    """
+    similarity, same = np.asarray(similarity, float), np.asarray(same, bool)
+    order = np.argsort(np.asarray(quality, float), kind="stable")
+    similarity, same = similarity[order], same[order]
+    discard = np.arange(0, 0.98, 0.05) if discard is None else np.asarray(discard, float)
+    fnmr = []
+    for fraction in discard:
+        start = int(fraction * len(similarity))
+        kept, kept_same = similarity[start:], same[start:]
+        threshold = threshold_for_fmr(kept[~kept_same], fmr)
+        fnmr.append(float((kept[kept_same] < threshold).mean()))
+    return CrfiqaERC(discard, np.array(fnmr), fmr)
