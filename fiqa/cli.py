@@ -138,6 +138,98 @@ def embed(
         batch_size, aligned, all_faces, max_side, max_pixels))
 
 
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Argument(
+        help="Image folder, one sub-folder per identity (LFW's images/, CelebA, ...).",
+        show_default=False)],
+    protocol: Annotated[str, typer.Option(
+        help="Which comparisons: a pairs.txt in LFW View 2 format; SAME.txt,DIFFERENT.txt "
+        "(lists of 'path_a path_b' lines); or 'all' (every genuine pair plus --impostors "
+        "seeded impostor pairs).")] = "all",
+    methods: Annotated[str, typer.Option(
+        "--methods", "-m", help="Estimators, comma-separated.")] = "baseline",
+    recognizer: Annotated[str, typer.Option(
+        "--recognizer", "-r", help="Recognizers, comma-separated.")] = "dlib,faceres",
+    fmr: Annotated[float, typer.Option(
+        help="Fix the threshold at this FMR over all impostors, before discarding.")] = 1e-3,
+    fnmr: Annotated[float | None, typer.Option(
+        help="Instead, fix the threshold at this starting FNMR over all genuine pairs.")] = None,
+    limit: Annotated[float, typer.Option(help="pAUC over discard fractions [0, LIMIT].")] = 0.2,
+    bootstrap: Annotated[int, typer.Option(
+        help="Bootstrap resamplings of identities for the pAUC intervals (0: none).")] = 200,
+    impostors: Annotated[int, typer.Option(help="Impostor pairs sampled for 'all'.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of impostor sampling and bootstrap.")] = 0,
+    cache: Annotated[Path, typer.Option(
+        help="Per-image scores and embeddings, keyed by file content and model version.")
+    ] = Path(".fiqa-cache"),
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Report folder: summary.md, summary.json, curves.csv, edc.png.")
+    ] = Path("fiqa_report"),
+    device: Device = "auto",
+    batch_size: BatchSize = 32,
+) -> None:
+    """Error-versus-discard evaluation of estimators against recognizers (ISO/IEC 29794-1).
+
+    Each image is detected, scored and embedded once; results are cached, so adding an
+    estimator later computes only its scores. The threshold is fixed before discarding;
+    comparisons are discarded by pair quality min(q_a, q_b), ties together; the FNMR curve,
+    its pAUC, the random and oracle baselines, bootstrap intervals and the CR-FIQA-style
+    ERC area are reported.
+
+    Examples:
+
+      fiqa evaluate lfw/images --protocol lfw/pairs.txt -o report/
+
+      fiqa evaluate celeba/ --protocol all -m baseline -r dlib --fnmr 0.05 -o report/
+    """
+    from .evaluation import protocols
+    from .evaluation.features import FeatureCache, compute_features
+    from .evaluation.report import evaluate as run_evaluation
+    from .evaluation.report import write
+
+    estimator_names = [n.strip() for n in methods.split(",") if n.strip()]
+    recognizer_names = [n.strip() for n in recognizer.split(",") if n.strip()]
+    try:
+        if protocol == "all":
+            pairs = protocols.folder_pairs(data, impostors, seed)
+        elif "," in protocol:
+            pairs = protocols.pair_lists(*protocol.split(",", 1))
+        else:
+            pairs = protocols.lfw_pairs(protocol, data)
+        scorer = Scorer(estimator_names, recognizer_names, device, batch_size)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    console.print(f"{len(pairs)} comparisons ({int(pairs['same'].sum())} genuine) "
+                  f"over {len(paths)} images")
+    with _progress() as progress:
+        features, stats = compute_features(paths, scorer, FeatureCache(cache), progress)
+    hits = sum(s["hits"] for s in stats.values())
+    total = hits + sum(s["misses"] for s in stats.values())
+    console.print(f"cache: {hits} of {total} image×model results reused "
+                  f"({hits / max(total, 1):.0%})")
+    result = run_evaluation(pairs, features, paths, estimator_names, recognizer_names,
+                            None if fnmr is not None else fmr, fnmr, limit, bootstrap, seed)
+    rule = f"starting FNMR {fnmr:g}" if fnmr is not None else f"FMR {fmr:g}"
+    write(result, output, {"data": str(data), "protocol": protocol, "threshold_rule": rule,
+                           "limit": limit, "bootstrap": bootstrap, "seed": seed}, limit)
+    table = Table(title=f"pAUC of FNMR-EDC over [0, {limit:g}], threshold at {rule}",
+                  title_justify="left")
+    for column in ("recognizer", "estimator", "pAUC [95% CI]", "random", "oracle", "normalised"):
+        table.add_column(column)
+    for r in result.summary.to_dict(orient="records"):
+        table.add_row(r["recognizer"], r["estimator"],
+                      f"{r['pauc']:.4f} [{r['pauc_low']:.4f}, {r['pauc_high']:.4f}]",
+                      f"{r['pauc_random']:.4f}", f"{r['pauc_oracle']:.4f}",
+                      f"{r['pauc_normalized']:.3f}")
+    Console().print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    console.print(f"report → {output}/")
+
+
 def _run(inputs: list[str], output: Path, resume: bool, overwrite: bool, workers: int,
          verb: str, make_scorer: Callable[[], Scorer]) -> None:
     """Shared body of `score` and `embed`: set up, stream rows into the table, summarise."""

@@ -88,7 +88,7 @@ class Scorer:
     def score_images(self, images: Sequence[LoadedImage]) -> list[tuple[Faces, dict]]:
         """Per image: its chosen faces (original pixels) and ``{column: N values}``."""
         located = self.locate(images)
-        measures = self._measure(images, [faces for faces, _ in located],
+        measures = self.measure(images, [faces for faces, _ in located],
                                  [points for _, points in located])
         return [(faces, values) for (faces, _), values in zip(located, measures, strict=True)]
 
@@ -164,9 +164,10 @@ class Scorer:
         faces = Faces(boxes / image.scale, scores, points / image.scale, sizes)
         return faces, points
 
-    def _measure(self, images: Sequence[LoadedImage], faces: list[Faces],
+    def measure(self, images: Sequence[LoadedImage], faces: list[Faces],
                  points: list[np.ndarray]) -> list[dict]:
-        """Run every model on the faces of all images; per image ``{column: values}``."""
+        """Every model on the located faces of ``images`` (see :meth:`locate`): per image
+        ``{column: values}``."""
         counts = [len(f) for f in faces]
         all_faces = Faces.concat(faces)
         if len(all_faces) == 0:

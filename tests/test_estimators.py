@@ -85,3 +85,11 @@ def test_baseline_falls_with_blur_darkness_and_resolution(lfw_faces):
     low_res = baseline.score(crops, small)
     for degraded in (blurred, dark, low_res):
         assert (degraded < clean).mean() >= 0.9
+
+
+def test_detection_confidence_orders_by_detector_probability(lfw_faces):
+    crops, faces = lfw_faces
+    estimator = fiqa.create("detection", device="cpu")
+    scores = estimator.score(crops, faces)
+    assert (np.diff(scores[np.argsort(faces.scores)]) >= 0).all()  # monotonic in the probability
+    assert (estimator.to_quality(scores) > 50).all()  # every detected LFW face is likely a face

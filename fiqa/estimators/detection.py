@@ -1,0 +1,28 @@
+"""Detector confidence as quality: a common FIQA baseline that costs nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..faces import Faces
+from . import register
+from .base import QualityEstimator
+
+
+@register
+class DetectionConfidence(QualityEstimator):
+    """MTCNN's O-Net face probability, as a logit so that near-certain faces still differ.
+
+    Raw score: log(p / (1 − p)) with p clipped to [1e-7, 1 − 1e-7], so in [−16.1, 16.1]; NaN
+    for ``--aligned`` inputs, which have no detection. Saturates on clear faces (many ties).
+    """
+
+    name = "detection"
+    description = "detector confidence (MTCNN O-Net probability, logit); no weights of its own"
+    needs = frozenset({"scores"})
+    score_range = (-16.1, 16.1)
+
+    def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
+        p = np.clip(np.asarray(faces.scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+        return {"score": np.log(p / (1 - p))}

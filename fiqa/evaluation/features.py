@@ -1,0 +1,160 @@
+"""Per-image quality scores and embeddings for evaluation, cached on disk.
+
+The cache is keyed by each file's content (sha1) and each model's version (its weights' sha256 and
+fiqa's version), so re-running an evaluation with one more estimator computes only that
+estimator's scores: detection results are cached too.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rich.progress import Progress
+
+from .. import __version__
+from ..faces import Faces
+from ..imageio import ImageReadError, read_image
+from ..pipeline import Scorer
+
+DETECTION = "detection"  # cache entry: found, box (4), score, landmarks (10), image size (2)
+
+
+def content_key(path: str | Path) -> str:
+    """sha1 of the file's bytes (the empty string for a file that cannot be read)."""
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+class FeatureCache:
+    """One ``<model id>.npz`` per model in ``folder``: keys (content sha1) → value vectors."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._tables: dict[str, dict[str, np.ndarray]] = {}
+
+    def table(self, model: str) -> dict[str, np.ndarray]:
+        """The cached values of ``model`` (loaded once)."""
+        if model not in self._tables:
+            path = self.folder / f"{model}.npz"
+            table: dict[str, np.ndarray] = {}
+            if path.is_file():
+                with np.load(path) as data:
+                    table = dict(zip(data["keys"].tolist(), data["values"], strict=True))
+            self._tables[model] = table
+        return self._tables[model]
+
+    def save(self, model: str) -> None:
+        """Write ``model``'s table (atomically: a killed run keeps the previous file)."""
+        table = self.table(model)
+        if not table:
+            return
+        keys = np.array(list(table))
+        values = np.stack(list(table.values())).astype(np.float32)
+        partial = self.folder / f"{model}.partial.npz"
+        np.savez(partial, keys=keys, values=values)
+        partial.replace(self.folder / f"{model}.npz")
+
+
+def model_id(name: str, provenance: list[dict], options: dict | None = None) -> str:
+    """``name-<hash>`` of the weights' sha256, the options and fiqa's version."""
+    text = json.dumps([[p.get("sha256") for p in provenance], options or {}, __version__],
+                      sort_keys=True, default=str)
+    return f"{name}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
+                     progress: Progress | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Quality scores and embeddings of ``paths`` (one face each, the largest), from the cache
+    where present.
+
+    Returns ``({column: N values or N×D}, stats)``: a column per estimator (raw score) and per
+    recognizer (embeddings), NaN where an image is unreadable or has no face; stats counts the
+    cache hits and misses per model.
+    """
+    keys = [content_key(p) for p in paths]
+    models = {**{e.name: model_id(e.name, e.provenance(), _options(e)) for e in scorer.estimators},
+              **{r.name: model_id(r.name, r.provenance(), {"precision": r.precision})
+                 for r in scorer.recognizers}}
+    detector = model_id(DETECTION, [{"sha256": "mtcnn"}])
+    stats = {name: {"hits": sum(k in cache.table(m) for k in keys if k), "misses": 0}
+             for name, m in models.items()}
+    todo = [i for i, k in enumerate(keys)
+            if k and any(k not in cache.table(m) for m in models.values())
+            and not _known_without_face(cache.table(detector).get(k))]
+    missing = {name for name, m in models.items() if any(k and k not in cache.table(m)
+                                                         for k in keys)}
+    worker = copy.copy(scorer)  # runs only the models with something missing
+    worker.estimators = [e for e in scorer.estimators if e.name in missing]
+    worker.recognizers = [r for r in scorer.recognizers if r.name in missing]
+    task = progress.add_task("features", total=len(todo)) if progress else None
+    for start in range(0, len(todo), scorer.batch_size):
+        chunk = todo[start:start + scorer.batch_size]
+        _compute_chunk([paths[i] for i in chunk], [keys[i] for i in chunk], worker, cache,
+                       models, detector, stats)
+        for model in [*models.values(), detector]:
+            cache.save(model)
+        if progress:
+            progress.advance(task, len(chunk))
+    columns = {}
+    for name, model in models.items():
+        table = cache.table(model)
+        width = next((len(v) for v in table.values()), 1)
+        columns[name] = np.stack([table.get(k, np.full(width, np.nan)) for k in keys])
+        if width == 1:
+            columns[name] = columns[name][:, 0]
+    return columns, stats
+
+
+def _options(estimator) -> dict:
+    return {key: value for key, value in vars(estimator).items() if key != "device"}
+
+
+def _known_without_face(record: np.ndarray | None) -> bool:
+    return record is not None and record[0] == 0
+
+
+def _compute_chunk(paths: list[str], keys: list[str], scorer: Scorer, cache: FeatureCache,
+                   models: dict[str, str], detector: str, stats: dict) -> None:
+    images, image_keys = [], []
+    for path, key in zip(paths, keys, strict=True):
+        try:
+            images.append(read_image(path, scorer.max_pixels, scorer.max_side))
+            image_keys.append(key)
+        except ImageReadError:
+            cache.table(detector)[key] = np.zeros(18, np.float32)
+    detections = cache.table(detector)
+    unseen = [i for i, key in enumerate(image_keys) if key not in detections]
+    for i, (faces, _) in zip(unseen, scorer.locate([images[i] for i in unseen]), strict=True):
+        record = np.zeros(18, np.float32)
+        if len(faces):
+            record[:] = np.concatenate([[1], faces.boxes[0], faces.scores[:1],
+                                        faces.landmarks[0].ravel(), faces.image_sizes[0]])
+        detections[image_keys[i]] = record
+    located = []
+    for image, key in zip(images, image_keys, strict=True):
+        record = detections[key]
+        if record[0] == 0:
+            located.append((Faces.concat([]), np.zeros((0, 5, 2))))
+            continue
+        faces = Faces(record[None, 1:5], record[5:6], record[None, 6:16].reshape(1, 5, 2),
+                      record[None, 16:18])
+        located.append((faces, faces.landmarks * image.scale))
+    measures = scorer.measure(images, [f for f, _ in located], [p for _, p in located])
+    for key, (faces, _), values in zip(image_keys, located, measures, strict=True):
+        if len(faces) == 0:
+            continue
+        for estimator in scorer.estimators:
+            cache.table(models[estimator.name])[key] = values[estimator.name][:1]
+            stats[estimator.name]["misses"] += 1
+        for model in scorer.recognizers:
+            vector = np.array([values[f"{model.name}.{i}"][0] for i in range(model.dim)])
+            cache.table(models[model.name])[key] = vector
+            stats[model.name]["misses"] += 1

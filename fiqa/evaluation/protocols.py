@@ -1,0 +1,66 @@
+"""Comparison protocols: which image pairs to compare, and whether they show the same person.
+
+Every protocol returns a DataFrame with one row per comparison: path_a, path_b, same (bool),
+identity_a, identity_b (the images' parent folder names, used to bootstrap by identity).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..imageio import IMAGE_SUFFIXES
+from ..verification import read_lfw_pairs
+
+
+def _with_identities(pairs: pd.DataFrame) -> pd.DataFrame:
+    pairs = pairs.copy()
+    pairs["identity_a"] = pairs["path_a"].map(lambda p: Path(p).parent.name)
+    pairs["identity_b"] = pairs["path_b"].map(lambda p: Path(p).parent.name)
+    return pairs
+
+
+def lfw_pairs(pairs_file: str | Path, images: str | Path | None = None) -> pd.DataFrame:
+    """The official LFW View 2 pairs (also keeps the ``fold`` column)."""
+    return _with_identities(read_lfw_pairs(pairs_file, images))
+
+
+def pair_lists(same_file: str | Path, different_file: str | Path) -> pd.DataFrame:
+    """Two text files of ``path_a path_b`` lines (space, tab or comma separated), relative paths
+    resolved against each file's folder: genuine pairs, then impostor pairs."""
+    frames = []
+    for file, same in ((Path(same_file), True), (Path(different_file), False)):
+        rows = [line.replace(",", " ").split() for line in file.read_text().splitlines()]
+        rows = [(str(file.parent / a), str(file.parent / b)) for a, b, *_ in
+                (row for row in rows if len(row) >= 2 and not row[0].startswith("#"))]
+        frames.append(pd.DataFrame(rows, columns=["path_a", "path_b"]).assign(same=same))
+    return _with_identities(pd.concat(frames, ignore_index=True))
+
+
+def folder_pairs(folder: str | Path, impostors: int = 100_000, seed: int = 0) -> pd.DataFrame:
+    """All genuine pairs of a folder-per-identity dataset, plus ``impostors`` seeded random pairs
+    of images of different identities (fewer if fewer exist)."""
+    people = {p.name: sorted(str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+              for p in sorted(Path(folder).iterdir()) if p.is_dir()}
+    people = {name: images for name, images in people.items() if images}
+    if len(people) < 2:
+        raise ValueError(f"{folder} needs at least two identity folders with images")
+    genuine = [(a, b, True) for images in people.values()
+               for a, b in itertools.combinations(images, 2)]
+    paths = np.array([p for images in people.values() for p in images])
+    owner = np.array([name for name, images in people.items() for _ in images])
+    rng = np.random.default_rng(seed)
+    chosen: set[tuple[int, int]] = set()
+    possible = (len(paths) ** 2 - sum(len(v) ** 2 for v in people.values())) // 2
+    target = min(impostors, possible)
+    while len(chosen) < target:
+        a, b = rng.integers(len(paths), size=(2, 2 * (target - len(chosen)) + 16))
+        for i, j in zip(a, b, strict=True):
+            if owner[i] != owner[j] and len(chosen) < target:
+                chosen.add((min(i, j), max(i, j)))
+    impostor = [(paths[i], paths[j], False) for i, j in sorted(chosen)]
+    pairs = pd.DataFrame(genuine + impostor, columns=["path_a", "path_b", "same"])
+    return _with_identities(pairs)

@@ -1,0 +1,98 @@
+"""Protocols, the feature cache, the many-against-many evaluation and `fiqa evaluate`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fiqa.cli import app
+from fiqa.evaluation.features import FeatureCache, compute_features
+from fiqa.evaluation.protocols import folder_pairs, pair_lists
+from fiqa.evaluation.report import evaluate
+from fiqa.pipeline import Scorer
+
+
+def test_folder_pairs_and_pair_lists(tmp_path):
+    for person, count in (("a", 3), ("b", 2), ("c", 1)):
+        (tmp_path / person).mkdir()
+        for i in range(count):
+            (tmp_path / person / f"{i}.jpg").write_bytes(b"x")
+    pairs = folder_pairs(tmp_path, impostors=5, seed=1)
+    assert pairs["same"].sum() == 3 + 1  # C(3,2) + C(2,2)
+    impostor = pairs[~pairs["same"]]
+    assert len(impostor) == 5 and (impostor["identity_a"] != impostor["identity_b"]).all()
+    assert pairs.equals(folder_pairs(tmp_path, impostors=5, seed=1))
+    assert (~folder_pairs(tmp_path, impostors=10**6)["same"]).sum() == 3 * 2 + 3 * 1 + 2 * 1
+    (tmp_path / "same.txt").write_text("a/0.jpg a/1.jpg\n# comment\n")
+    (tmp_path / "diff.txt").write_text("a/0.jpg,b/0.jpg\n")
+    lists = pair_lists(tmp_path / "same.txt", tmp_path / "diff.txt")
+    assert lists["same"].tolist() == [True, False]
+    assert lists["identity_b"].tolist() == ["a", "b"]
+
+
+def test_feature_cache_reuses_results(tmp_path, lfw_paths):
+    paths = [str(p) for p in lfw_paths[:6]] + [str(tmp_path / "missing.jpg")]
+    scorer = Scorer(["baseline"], ["dlib"], device="cpu")
+    first, stats = compute_features(paths, scorer, FeatureCache(tmp_path / "cache"))
+    assert stats["baseline"] == {"hits": 0, "misses": 6}
+    assert np.isnan(first["baseline"][6]) and first["dlib"].shape == (7, 128)
+    again, stats = compute_features(paths, scorer, FeatureCache(tmp_path / "cache"))
+    assert stats["dlib"] == {"hits": 6, "misses": 0}
+    assert np.allclose(again["dlib"], first["dlib"], equal_nan=True)
+    assert np.allclose(again["baseline"], first["baseline"], equal_nan=True)
+
+
+def test_evaluate_many_against_many_with_baselines():
+    rng = np.random.default_rng(0)
+    people, per_person, dim = 60, 4, 16
+    centres = rng.normal(size=(people, dim))
+    quality = rng.uniform(0, 1, people * per_person)
+    noise = rng.normal(size=(people * per_person, dim)) * (2.5 - 2 * quality[:, None])
+    embeddings = np.repeat(centres, per_person, axis=0) + noise
+    paths = [f"p{i // per_person}/{i}.jpg" for i in range(people * per_person)]
+    genuine = [(paths[i], paths[j], True) for i in range(len(paths))
+               for j in range(i + 1, len(paths)) if i // per_person == j // per_person]
+    impostor = [(paths[i], paths[j], False) for i, j in rng.integers(len(paths), size=(3000, 2))
+                if i // per_person != j // per_person]
+    pairs = pd.DataFrame(genuine + impostor, columns=["path_a", "path_b", "same"])
+    pairs["identity_a"] = pairs["path_a"].str.split("/").str[0]
+    features = {"rec": embeddings, "good": quality, "noise": rng.uniform(size=len(paths))}
+    result = evaluate(pairs, features, paths, ["good", "noise"], ["rec"], fmr=1e-2,
+                      bootstrap=50)
+    summary = result.summary.set_index("estimator")
+    assert (summary["pauc_oracle"] <= summary["pauc"]).all()
+    assert summary.loc["good", "pauc"] < summary.loc["noise", "pauc"]
+    assert summary.loc["good", "pauc_low"] <= summary.loc["good", "pauc"]
+    assert summary.loc["good", "pauc"] <= summary.loc["good", "pauc_high"]
+    assert summary.loc["noise", "pauc_normalized"] > 0.6
+    assert not result.warnings  # 1 % of ~2,950 impostors: ~29 false matches, enough
+    strict = evaluate(pairs, features, paths, ["good"], ["rec"], fmr=1e-3, bootstrap=0)
+    assert "rests on" in strict.warnings[0]  # ~3 false matches
+    by_fnmr = evaluate(pairs, features, paths, ["good"], ["rec"], fmr=None, fnmr=0.1,
+                       bootstrap=0)
+    assert by_fnmr.summary["fnmr_start"].iloc[0] == pytest.approx(0.1, abs=0.01)
+
+
+def test_fiqa_evaluate_writes_a_report_and_reuses_the_cache(tmp_path, lfw_paths):
+    images = [str(p) for p in lfw_paths[:8]]
+    (tmp_path / "same.txt").write_text(f"{images[0]} {images[0]}\n{images[1]} {images[1]}\n")
+    (tmp_path / "diff.txt").write_text("".join(f"{a} {b}\n" for a, b in
+                                               zip(images[:-1], images[1:], strict=True)))
+    command = ["evaluate", str(tmp_path), "--protocol",
+               f"{tmp_path / 'same.txt'},{tmp_path / 'diff.txt'}", "-m", "baseline", "-r",
+               "dlib", "--fmr", "0.2", "--bootstrap", "10", "--cache", str(tmp_path / "cache"),
+               "-o", str(tmp_path / "report"), "--device", "cpu"]
+    runner = CliRunner()
+    first = runner.invoke(app, command)
+    assert first.exit_code == 0, first.output
+    assert "(0%)" in first.output
+    report = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert report["results"][0]["genuine"] == 2 and report["results"][0]["impostor"] == 7
+    for name in ("summary.md", "curves.csv", "edc.png"):
+        assert (tmp_path / "report" / name).is_file()
+    second = runner.invoke(app, command)
+    assert second.exit_code == 0 and "(100%)" in second.output
