@@ -20,8 +20,9 @@ from .. import __version__
 from ..faces import Faces
 from ..imageio import ImageReadError, read_image
 from ..pipeline import Scorer
+from ..weights import provenance
 
-DETECTION = "detection"  # cache entry: found, box (4), score, landmarks (10), image size (2)
+DETECTOR = "mtcnn-faces"  # cache entry: found, box (4), score, landmarks (10), image size (2)
 
 
 def content_key(path: str | Path) -> str:
@@ -83,14 +84,15 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
     models = {**{e.name: model_id(e.name, e.provenance(), _options(e)) for e in scorer.estimators},
               **{r.name: model_id(r.name, r.provenance(), {"precision": r.precision})
                  for r in scorer.recognizers}}
-    detector = model_id(DETECTION, [{"sha256": "mtcnn"}])
-    stats = {name: {"hits": sum(k in cache.table(m) for k in keys if k), "misses": 0}
+    detector = model_id(DETECTOR, [provenance("mtcnn")])
+    # Images to measure: readable, and not already known to show no face.
+    wanted = [i for i, k in enumerate(keys)
+              if k and not _known_without_face(cache.table(detector).get(k))]
+    stats = {name: {"hits": sum(keys[i] in cache.table(m) for i in wanted), "misses": 0}
              for name, m in models.items()}
-    todo = [i for i, k in enumerate(keys)
-            if k and any(k not in cache.table(m) for m in models.values())
-            and not _known_without_face(cache.table(detector).get(k))]
-    missing = {name for name, m in models.items() if any(k and k not in cache.table(m)
-                                                         for k in keys)}
+    missing = {name for name, m in models.items()
+               if any(keys[i] not in cache.table(m) for i in wanted)}
+    todo = [i for i in wanted if any(keys[i] not in cache.table(models[name]) for name in missing)]
     worker = copy.copy(scorer)  # runs only the models with something missing
     worker.estimators = [e for e in scorer.estimators if e.name in missing]
     worker.recognizers = [r for r in scorer.recognizers if r.name in missing]
