@@ -136,8 +136,10 @@ def plot(evaluation: Evaluation, path: str, limit: float = 0.2) -> None:
                       linestyle="--" if dashed else "-", color="gray" if dashed else None)
         axis.axhline(start.iloc[0], linestyle=":", color="black", label="random")
         axis.axvline(limit, color="lightgray", linewidth=0.8)
+        right = min(1.0, 2.5 * limit)
+        top = curves.loc[curves["discard"] <= right, "fnmr"].max()
         axis.set(title=name, xlabel="fraction of genuine comparisons discarded", ylabel="FNMR",
-                 xlim=(0, min(1.0, 2.5 * limit)))
+                 xlim=(0, right), ylim=(0, 1.1 * top))
         axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
