@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fiqa.evaluation.report import cosine
 from fiqa.results import read_table
 from fiqa.verification import kfold_accuracy, read_lfw_pairs
 
@@ -28,16 +29,11 @@ def pair_similarity(table, pairs, name: str) -> np.ndarray:
     """Cosine similarity per pair of ``name``'s embeddings; NaN where a face is missing."""
     columns = [c for c in table.columns if c.startswith(f"{name}.") and c[len(name) + 1:].isdigit()]
     ok = table[table["status"] == "ok"].drop_duplicates("path").set_index("path")
-    vectors = ok[columns].to_numpy(np.float64, copy=True)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    row = {path: i for i, path in enumerate(ok.index)}
-    a = pairs["path_a"].map(row).to_numpy(float)
-    b = pairs["path_b"].map(row).to_numpy(float)
-    similarity = np.full(len(pairs), np.nan)
-    found = ~np.isnan(a) & ~np.isnan(b)
-    ia, ib = a[found].astype(int), b[found].astype(int)
-    similarity[found] = (vectors[ia] * vectors[ib]).sum(1)
-    return similarity
+    vectors = np.vstack([ok[columns].to_numpy(np.float64), np.full(len(columns), np.nan)])
+    row = {path: i for i, path in enumerate(ok.index)}  # a missing face → the NaN last row
+    a = pairs["path_a"].map(row).fillna(len(ok)).to_numpy(int)
+    b = pairs["path_b"].map(row).fillna(len(ok)).to_numpy(int)
+    return cosine(vectors[a], vectors[b])
 
 
 def main() -> None:

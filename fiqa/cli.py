@@ -89,9 +89,8 @@ def score(
 
       fiqa score photos/ -o scores.csv --resume      # after an interruption
     """
-    names = [name.strip() for name in methods.split(",") if name.strip()]
     _run(inputs, output, resume, overwrite, workers, "scoring", lambda: Scorer(
-        names, (), device, batch_size, aligned, all_faces, max_side, max_pixels))
+        _names(methods), (), device, batch_size, aligned, all_faces, max_side, max_pixels))
 
 
 @app.command()
@@ -129,7 +128,7 @@ def embed(
 
       fiqa embed photos/ -r faceres -o emb.npy --device cuda --precision fp16
     """
-    names = [name.strip() for name in recognizer.split(",") if name.strip()]
+    names = _names(recognizer)
     if output.suffix.lower() == ".npy" and len(names) != 1:
         console.print("[red]error:[/red] an .npy output holds one recognizer's embeddings")
         raise typer.Exit(2)
@@ -188,8 +187,7 @@ def evaluate(
     from .evaluation.report import evaluate as run_evaluation
     from .evaluation.report import write
 
-    estimator_names = [n.strip() for n in methods.split(",") if n.strip()]
-    recognizer_names = [n.strip() for n in recognizer.split(",") if n.strip()]
+    estimator_names, recognizer_names = _names(methods), _names(recognizer)
     try:
         if protocol == "all":
             pairs = protocols.folder_pairs(data, impostors, seed)
@@ -228,6 +226,11 @@ def evaluate(
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(f"report → {output}/")
+
+
+def _names(text: str) -> list[str]:
+    """Comma-separated model names → list, blanks dropped."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _run(inputs: list[str], output: Path, resume: bool, overwrite: bool, workers: int,

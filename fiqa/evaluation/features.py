@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ..pipeline import Scorer
 from ..weights import provenance
 
 DETECTOR = "mtcnn-faces"  # cache entry: found, box (4), score, landmarks (10), image size (2)
+SAVE_EVERY_S = 60.0  # a killed run loses at most about this much work
 
 
 def content_key(path: str | Path) -> str:
@@ -97,12 +99,16 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
     worker.estimators = [e for e in scorer.estimators if e.name in missing]
     worker.recognizers = [r for r in scorer.recognizers if r.name in missing]
     task = progress.add_task("features", total=len(todo)) if progress else None
+    saved = time.monotonic()
     for start in range(0, len(todo), scorer.batch_size):
         chunk = todo[start:start + scorer.batch_size]
         _compute_chunk([paths[i] for i in chunk], [keys[i] for i in chunk], worker, cache,
                        models, detector, stats)
-        for model in [*models.values(), detector]:
-            cache.save(model)
+        last = start + scorer.batch_size >= len(todo)
+        if last or time.monotonic() - saved > SAVE_EVERY_S:  # whole tables: not every batch
+            for model in [*models.values(), detector]:
+                cache.save(model)
+            saved = time.monotonic()
         if progress:
             progress.advance(task, len(chunk))
     columns = {}
