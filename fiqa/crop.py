@@ -107,27 +107,42 @@ def align(
     """
     if len(landmarks) == 0:
         return torch.empty((0, 3, spec.size, spec.size), dtype=torch.uint8, device=image.device)
-    crops = []
-    for matrix in alignment_matrices(landmarks, spec):
-        shrink = max(1, math.floor(1 / np.sqrt(abs(np.linalg.det(matrix[:, :2])))))
-        source = image.float()[None]
+    return align_faces([image] * len(landmarks), landmarks, spec)
+
+
+def align_faces(images: list[torch.Tensor], landmarks: np.ndarray,
+                spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
+    """One face per image: ``images[i]`` (3×H×W uint8) at ``landmarks[i]`` (5×2) → N×3×S×S uint8,
+    as :func:`align`; faces of equally sized images that need no box filter warp as one batch."""
+    matrices = alignment_matrices(landmarks, spec)
+    shrinks = [max(1, math.floor(1 / np.sqrt(abs(np.linalg.det(m[:, :2]))))) for m in matrices]
+    crops: list[torch.Tensor | None] = [None] * len(images)
+    groups: dict[tuple, list[int]] = {}
+    for i, (image, shrink) in enumerate(zip(images, shrinks, strict=True)):
         if shrink > 1:  # area-average by the integer factor, then warp what remains
-            source = F.avg_pool2d(source, shrink, ceil_mode=True)
+            source = F.avg_pool2d(image.float()[None], shrink, ceil_mode=True)
             offset = (shrink - 1) / 2  # pooled pixel p is centred on original pixel k·p + offset
-            matrix = matrix @ np.array([[shrink, 0, offset], [0, shrink, offset], [0, 0, 1.0]])
-        crops.append(_warp(source, matrix, spec.size))
-    return torch.cat(crops).round_().clamp_(0, 255).to(torch.uint8)
+            scaled = matrices[i] @ np.array([[shrink, 0, offset], [0, shrink, offset], [0, 0, 1.0]])
+            crops[i] = _warp(source, scaled[None], spec.size)[0]
+        else:
+            groups.setdefault((tuple(image.shape), image.device), []).append(i)
+    for members in groups.values():
+        source = torch.stack([images[i] for i in members]).float()
+        for i, crop in zip(members, _warp(source, matrices[members], spec.size), strict=True):
+            crops[i] = crop
+    return torch.stack(crops).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _warp(source: torch.Tensor, matrix: np.ndarray, size: int) -> torch.Tensor:
-    """Bilinear warp of 1×3×H×W ``source`` by image→crop ``matrix`` into a size×size crop."""
+def _warp(source: torch.Tensor, matrices: np.ndarray, size: int) -> torch.Tensor:
+    """Bilinear warp of N×3×H×W ``source`` by image→crop ``matrices`` (N×2×3) into size×size."""
     height, width = source.shape[-2:]
-    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]  # crop pixel → image pixel
+    square = np.concatenate([matrices, np.tile([[[0, 0, 1.0]]], (len(matrices), 1, 1))], 1)
+    inverse = np.linalg.inv(square)  # crop pixel → image pixel
     # grid_sample works in [-1, 1] coordinates with align_corners=False.
     to_norm_image = np.array([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1]])
     half = size / 2
     from_norm_crop = np.array([[half, 0, half - 0.5], [0, half, half - 0.5], [0, 0, 1]])
-    theta = to_norm_image @ np.vstack([inverse, [0, 0, 1]]) @ from_norm_crop
-    theta_t = torch.tensor(theta, dtype=torch.float32, device=source.device)[None]
-    grid = F.affine_grid(theta_t, [1, 3, size, size], align_corners=False)
+    theta = to_norm_image @ inverse @ from_norm_crop
+    theta_t = torch.tensor(theta, dtype=torch.float32, device=source.device)
+    grid = F.affine_grid(theta_t, [len(source), 3, size, size], align_corners=False)
     return F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fiqa.cli import app
-from fiqa.evaluation.features import FeatureCache, compute_features
+from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column
 from fiqa.evaluation.protocols import folder_pairs, pair_lists
 from fiqa.evaluation.report import evaluate
 from fiqa.pipeline import Scorer
@@ -39,10 +39,11 @@ def test_feature_cache_reuses_results(tmp_path, lfw_paths):
     scorer = Scorer(["baseline"], ["dlib"], device="cpu")
     first, stats = compute_features(paths, scorer, FeatureCache(tmp_path / "cache"))
     assert stats["baseline"] == {"hits": 0, "misses": 6}
-    assert np.isnan(first["baseline"][6]) and first["dlib"].shape == (7, 128)
+    assert np.isnan(first["baseline"][6]) and first[embedding_column("dlib")].shape == (7, 128)
     again, stats = compute_features(paths, scorer, FeatureCache(tmp_path / "cache"))
-    assert stats["dlib"] == {"hits": 6, "misses": 0}
-    assert np.allclose(again["dlib"], first["dlib"], equal_nan=True)
+    assert stats[embedding_column("dlib")] == {"hits": 6, "misses": 0}
+    dlib = embedding_column("dlib")
+    assert np.allclose(again[dlib], first[dlib], equal_nan=True)
     assert np.allclose(again["baseline"], first["baseline"], equal_nan=True)
 
 
@@ -60,7 +61,8 @@ def test_evaluate_many_against_many_with_baselines():
                 if i // per_person != j // per_person]
     pairs = pd.DataFrame(genuine + impostor, columns=["path_a", "path_b", "same"])
     pairs["identity_a"] = pairs["path_a"].str.split("/").str[0]
-    features = {"rec": embeddings, "good": quality, "noise": rng.uniform(size=len(paths))}
+    features = {embedding_column("rec"): embeddings, "good": quality,
+                "noise": rng.uniform(size=len(paths))}
     result = evaluate(pairs, features, paths, ["good", "noise"], ["rec"], fmr=1e-2,
                       bootstrap=50)
     summary = result.summary.set_index("estimator")

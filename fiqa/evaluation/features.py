@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,7 +62,7 @@ class FeatureCache:
             return
         keys = np.array(list(table))
         values = np.stack(list(table.values())).astype(np.float32)
-        partial = self.folder / f"{model}.partial.npz"
+        partial = self.folder / f"{model}.{os.getpid()}.partial.npz"  # concurrent runs: own file
         np.savez(partial, keys=keys, values=values)
         partial.replace(self.folder / f"{model}.npz")
 
@@ -78,13 +79,14 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
     """Quality scores and embeddings of ``paths`` (one face each, the largest), from the cache
     where present.
 
-    Returns ``({column: N values or N×D}, stats)``: a column per estimator (raw score) and per
-    recognizer (embeddings), NaN where an image is unreadable or has no face; stats counts the
-    cache hits and misses per model.
+    Returns ``({column: N values or N×D}, stats)``: a column per estimator (its name: raw
+    scores) and per recognizer (:func:`embedding_column`: embeddings), NaN where an image is
+    unreadable or has no face; stats counts the cache hits and misses per column.
     """
     keys = [content_key(p) for p in paths]
     models = {**{e.name: model_id(e.name, e.provenance(), _options(e)) for e in scorer.estimators},
-              **{r.name: model_id(r.name, r.provenance(), {"precision": r.precision})
+              **{embedding_column(r.name): model_id(r.name, r.provenance(),
+                                                    {"precision": r.precision})
                  for r in scorer.recognizers}}
     detector = model_id(DETECTOR, [provenance("mtcnn")])
     # Images to measure: readable, and not already known to show no face.
@@ -97,7 +99,7 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
     todo = [i for i in wanted if any(keys[i] not in cache.table(models[name]) for name in missing)]
     worker = copy.copy(scorer)  # runs only the models with something missing
     worker.estimators = [e for e in scorer.estimators if e.name in missing]
-    worker.recognizers = [r for r in scorer.recognizers if r.name in missing]
+    worker.recognizers = [r for r in scorer.recognizers if embedding_column(r.name) in missing]
     task = progress.add_task("features", total=len(todo)) if progress else None
     saved = time.monotonic()
     for start in range(0, len(todo), scorer.batch_size):
@@ -121,6 +123,11 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
     return columns, stats
 
 
+def embedding_column(recognizer: str) -> str:
+    """The column of recognizer ``recognizer``'s embeddings (an estimator may share its name)."""
+    return f"{recognizer}.embedding"
+
+
 def _options(estimator) -> dict:
     return {key: value for key, value in vars(estimator).items() if key != "device"}
 
@@ -129,31 +136,71 @@ def _known_without_face(record: np.ndarray | None) -> bool:
     return record is not None and record[0] == 0
 
 
-def _compute_chunk(paths: list[str], keys: list[str], scorer: Scorer, cache: FeatureCache,
-                   models: dict[str, str], detector: str, stats: dict) -> None:
+def cached_faces(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
+                 progress: Progress | None = None) -> list[Faces]:
+    """The largest face of each of ``paths`` in original pixels (an empty :class:`Faces` where the
+    image is unreadable or shows none), detected by ``scorer`` once and then read from ``cache``."""
+    keys = [content_key(p) for p in paths]
+    detector = model_id(DETECTOR, [provenance("mtcnn")])
+    detections = cache.table(detector)
+    todo = [i for i, key in enumerate(keys) if key and key not in detections]
+    task = progress.add_task("detection", total=len(todo)) if progress else None
+    saved = time.monotonic()
+    for start in range(0, len(todo), scorer.batch_size):
+        chunk = todo[start:start + scorer.batch_size]
+        images, image_keys = _read_or_record([paths[i] for i in chunk], [keys[i] for i in chunk],
+                                             scorer, detections)
+        _detect(images, image_keys, scorer, detections)
+        if start + scorer.batch_size >= len(todo) or time.monotonic() - saved > SAVE_EVERY_S:
+            cache.save(detector)
+            saved = time.monotonic()
+        if progress:
+            progress.advance(task, len(chunk))
+    empty = np.zeros(18, np.float32)
+    return [_faces_of(detections.get(key, empty)) for key in keys]
+
+
+def _read_or_record(paths: list[str], keys: list[str], scorer: Scorer,
+                    detections: dict[str, np.ndarray]) -> tuple[list, list[str]]:
+    """The readable images and their keys; unreadable ones are recorded as showing no face."""
     images, image_keys = [], []
     for path, key in zip(paths, keys, strict=True):
         try:
             images.append(read_image(path, scorer.max_pixels, scorer.max_side))
             image_keys.append(key)
         except ImageReadError:
-            cache.table(detector)[key] = np.zeros(18, np.float32)
-    detections = cache.table(detector)
-    unseen = [i for i, key in enumerate(image_keys) if key not in detections]
+            detections[key] = np.zeros(18, np.float32)
+    return images, image_keys
+
+
+def _detect(images: list, keys: list[str], scorer: Scorer,
+            detections: dict[str, np.ndarray]) -> None:
+    """Detect the faces of the images not yet in ``detections`` and record the largest."""
+    unseen = [i for i, key in enumerate(keys) if key not in detections]
     for i, (faces, _) in zip(unseen, scorer.locate([images[i] for i in unseen]), strict=True):
         record = np.zeros(18, np.float32)
         if len(faces):
             record[:] = np.concatenate([[1], faces.boxes[0], faces.scores[:1],
                                         faces.landmarks[0].ravel(), faces.image_sizes[0]])
-        detections[image_keys[i]] = record
+        detections[keys[i]] = record
+
+
+def _faces_of(record: np.ndarray) -> Faces:
+    """A detection record → one face (original pixels), or none."""
+    if record[0] == 0:
+        return Faces.concat([])
+    return Faces(record[None, 1:5], record[5:6], record[None, 6:16].reshape(1, 5, 2),
+                 record[None, 16:18])
+
+
+def _compute_chunk(paths: list[str], keys: list[str], scorer: Scorer, cache: FeatureCache,
+                   models: dict[str, str], detector: str, stats: dict) -> None:
+    detections = cache.table(detector)
+    images, image_keys = _read_or_record(paths, keys, scorer, detections)
+    _detect(images, image_keys, scorer, detections)
     located = []
     for image, key in zip(images, image_keys, strict=True):
-        record = detections[key]
-        if record[0] == 0:
-            located.append((Faces.concat([]), np.zeros((0, 5, 2))))
-            continue
-        faces = Faces(record[None, 1:5], record[5:6], record[None, 6:16].reshape(1, 5, 2),
-                      record[None, 16:18])
+        faces = _faces_of(detections[key])
         located.append((faces, faces.landmarks * image.scale))
     measures = scorer.measure(images, [f for f, _ in located], [p for _, p in located])
     for key, (faces, _), values in zip(image_keys, located, measures, strict=True):
@@ -164,5 +211,5 @@ def _compute_chunk(paths: list[str], keys: list[str], scorer: Scorer, cache: Fea
             stats[estimator.name]["misses"] += 1
         for model in scorer.recognizers:
             vector = np.array([values[f"{model.name}.{i}"][0] for i in range(model.dim)])
-            cache.table(models[model.name])[key] = vector
-            stats[model.name]["misses"] += 1
+            cache.table(models[embedding_column(model.name)])[key] = vector
+            stats[embedding_column(model.name)]["misses"] += 1

@@ -20,6 +20,7 @@ from .edc import (
     threshold_for_fmr,
     threshold_for_fnmr,
 )
+from .features import embedding_column
 
 MIN_FALSE_MATCHES = 10  # an FMR target resting on fewer impostor accepts gets a warning
 
@@ -46,10 +47,10 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
              seed: int = 0) -> Evaluation:
     """Evaluate every estimator against every recognizer on ``pairs``.
 
-    features: per column (estimator or recognizer name) one value / vector per entry of
-    ``paths``. The threshold is fixed at ``fmr`` over all impostors, or at a starting ``fnmr``
-    over all genuine comparisons when given. Comparisons with a missing face are left out (and
-    counted).
+    features: per estimator name one value, per ``embedding_column(recognizer)`` one vector, for
+    every entry of ``paths``. The threshold is fixed at ``fmr`` over all impostors, or at a
+    starting ``fnmr`` over all genuine comparisons when given. Comparisons with a missing face are
+    left out (and counted).
     """
     row = {p: i for i, p in enumerate(paths)}
     ia, ib = pairs["path_a"].map(row).to_numpy(), pairs["path_b"].map(row).to_numpy()
@@ -57,7 +58,8 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
     identity = pairs["identity_a"].to_numpy()
     rows, curves, warnings = [], [], []
     for name in recognizers:
-        similarity = cosine(features[name][ia], features[name][ib])
+        similarity = cosine(features[embedding_column(name)][ia],
+                            features[embedding_column(name)][ib])
         valid = ~np.isnan(similarity)
         for estimator in estimators:
             valid &= ~np.isnan(pair_quality(features[estimator][ia], features[estimator][ib]))

@@ -85,10 +85,14 @@ class DlibResNetModule(nn.Module):
                                       for i, (f, down) in zip(inputs, BLOCKS, strict=True)))
         self.fc = nn.Linear(BLOCKS[-1][0], 128, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The N×256 globally pooled features that the final linear layer maps to embeddings."""
         x = x.contiguous(memory_format=torch.channels_last)  # ~1.5× faster on CPU
         x = F.max_pool2d(F.relu(self.stem(x)), 3, stride=2)
-        return self.fc(self.blocks(x).mean((2, 3)))
+        return self.blocks(x).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pooled(x))
 
 
 @register
