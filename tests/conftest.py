@@ -6,7 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+from fiqa import Scorer, read_image
+from fiqa.training.data import FaceSet, lfw_pair_identities
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
 
@@ -29,3 +33,18 @@ def lfw_paths() -> list[Path]:
 def lfw_face() -> np.ndarray:
     """One real LFW image as H×W×3 uint8 RGB."""
     return np.array(Image.open(lfw_images(1)[0]).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def lfw_faceset() -> FaceSet:
+    """Two real images each of six LFW View 2 people (never trained on), as a FaceSet of 12."""
+    held_out = lfw_pair_identities(LFW)
+    people = [p.parent for p in lfw_images(60, step=3)
+              if p.parent.name in held_out and len(list(p.parent.glob("*.jpg"))) >= 2]
+    paths = [path for person in people[:6] for path in sorted(person.glob("*.jpg"))[:2]]
+    scorer = Scorer((), device="cpu")
+    images = [read_image(p) for p in paths]
+    points = [p[0] for _, p in scorer.locate(images)]
+    return FaceSet([torch.from_numpy(i.pixels).permute(2, 0, 1).contiguous() for i in images],
+                   np.stack(points), np.repeat(np.arange(6), 2), [p.name for p in people[:6]],
+                   [str(p) for p in paths])

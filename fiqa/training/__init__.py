@@ -1,0 +1,1 @@
+"""Training the learned estimators: data splits, degradations, and one trainer per model."""
