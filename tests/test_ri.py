@@ -1,0 +1,83 @@
+"""Recognizability index: unrecognisable views, the UI centre, the RI target, both estimators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import fiqa
+from fiqa.estimators.ri_proximity import RIProximity
+from fiqa.recognizers import recognizer
+from fiqa.recognizers.dlib_resnet import DlibResNet
+from fiqa.training.degrade import degrade
+from fiqa.training.ri import ri_targets, train_ri_head
+from fiqa.training.unrecognisable import NON_FACE, UNRECOGNISABLE, ui_centre, unrecognisable_views
+
+
+def test_unrecognisable_views_cover_every_kind(lfw_faceset):
+    crops, kinds = unrecognisable_views(lfw_faceset, np.arange(12).repeat(3),
+                                        DlibResNet.crop_spec, np.random.default_rng(0))
+    assert crops.shape == (36, 3, 150, 150) and crops.dtype == torch.uint8
+    assert set(kinds) == {*UNRECOGNISABLE, NON_FACE}
+
+
+def test_ui_centre_sits_with_unrecognisable_faces(lfw_faceset):
+    """Real faces point further from the UI centre than their unrecognisable versions do, also
+    for held-out views made with another seed."""
+    model = recognizer("dlib", "cpu")
+    centre = ui_centre(model, lfw_faceset, views=96)
+    assert centre.shape == (128,) and torch.isclose(centre.norm(), torch.tensor(1.0))
+    estimator = RIProximity(device="cpu", recognizer=model, centre=centre)
+    clean = estimator.score(lfw_faceset.crops(np.arange(12), model.crop_spec))
+    lost, _ = unrecognisable_views(lfw_faceset, np.arange(12), model.crop_spec,
+                                   np.random.default_rng(7))
+    assert np.median(clean) > np.median(estimator.score(lost)) + 3
+
+
+def test_ri_proximity_stored_centres_and_errors(lfw_faceset):
+    estimator = fiqa.create("ri-proximity", device="cpu")
+    crops = lfw_faceset.crops(np.arange(12), estimator.crop_spec)
+    clean = estimator.score(crops)
+    tiny = estimator.score(degrade(crops, "resolution", 0.95))
+    assert np.mean(tiny < clean) >= 0.9
+    assert np.median(estimator.to_quality(clean)) > 50 > np.median(estimator.to_quality(tiny))
+    for name in ("faceres", "magface"):
+        other = fiqa.create("ri-proximity", device="cpu", recognizer=name)
+        assert other.crop_spec == recognizer(name, "cpu").crop_spec
+    with pytest.raises(ValueError, match="shape"):
+        RIProximity(device="cpu", recognizer="dlib", centre=torch.ones(5))
+
+
+def test_ri_target_rewards_the_own_class():
+    """Views near their own prototype and far from the UI centre get the highest index."""
+    centre = torch.tensor([1.0, 0, 0, 0])
+    prototypes = torch.eye(4)[1:]  # classes 0, 1, 2 along axes 1, 2, 3
+    labels = np.array([0, 0, 1, 1, 2, 2, 0])
+    images = np.arange(7)
+    views = prototypes[labels].clone()
+    views[-1] = torch.tensor([0.9, 0.3, 0.1, 0.0])  # class 0, but close to the UI centre
+    targets = ri_targets(views + 0.01 * torch.randn(7, 4), labels, images,
+                         np.array([1, 1, 1, 1, 1, 1, 0], bool), centre)
+    assert np.argmin(targets["ri"]) == 6 and targets["proximity"][6] < 30
+    assert np.all(targets["margin"][:6] > 0.5)
+
+
+def test_ri_head_fits_its_target():
+    torch.manual_seed(0)
+    features = torch.randn(512, 256)
+    target = (features[:, :8].sum(1) / 3).numpy()
+    head, history = train_ri_head(features, target, epochs=15, log=lambda row: None)
+    with torch.inference_mode():
+        predicted = head(features).numpy()
+    assert history[-1]["mse"] < 0.3 * history[0]["mse"]
+    assert np.corrcoef(predicted, target)[0, 1] > 0.9
+
+
+def test_ri_estimator_prefers_clean_faces(lfw_faceset):
+    estimator = fiqa.create("ri", device="cpu")
+    crops = lfw_faceset.crops(np.arange(12), estimator.crop_spec)
+    clean = estimator.score(crops)
+    for kind in ("blur", "resolution", "occlusion"):
+        worse = estimator.score(degrade(crops, kind, 0.9, np.random.default_rng(0)))
+        assert np.mean(worse < clean) >= 0.75, kind
