@@ -14,8 +14,11 @@ from .pipeline import Scorer
 
 __version__ = "0.1.0"
 
+from .gallery import Gallery  # noqa: E402 - both need __version__ defined first
+from .verify import Verifier  # noqa: E402
+
 __all__ = [
-    "DEFAULT_CROP", "CropSpec", "Faces", "ImageReadError", "LoadedImage", "QualityEstimator",
-    "Scorer", "align", "create", "estimator_class", "expand_inputs", "list_estimators",
-    "read_image", "register",
+    "DEFAULT_CROP", "CropSpec", "Faces", "Gallery", "ImageReadError", "LoadedImage",
+    "QualityEstimator", "Scorer", "Verifier", "align", "create", "estimator_class",
+    "expand_inputs", "list_estimators", "read_image", "register",
 ]

@@ -1,7 +1,9 @@
-"""The ``fiqa`` command line: ``fiqa score`` and ``fiqa list``."""
+"""The ``fiqa`` command line: ``fiqa score``, ``embed``, ``evaluate``, ``verify``, ``enroll``,
+``identify`` and ``list``."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -226,6 +228,192 @@ def evaluate(
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(f"report → {output}/")
+
+
+MinQuality = Annotated[float | None, typer.Option(
+    "--min-quality", min=0, max=100,
+    help="Reject faces whose 0–100 quality is below this (see docs/enrollment.md for values).")]
+
+
+@app.command()
+def verify(
+    image_a: Annotated[Path, typer.Argument(help="First image.", show_default=False)],
+    image_b: Annotated[Path, typer.Argument(help="Second image.", show_default=False)],
+    recognizer: Annotated[str, typer.Option(
+        "--recognizer", "-r", help="Recognition model (see `fiqa list`).")] = "dlib",
+    method: Annotated[str, typer.Option(
+        "--method", "-m", help="Quality estimator for the gate.")] = "magface",
+    min_quality: MinQuality = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="Cosine similarity at or above which the faces match (default: the recognizer's, "
+        "set at FMR 1e-3 on LFW).")] = None,
+    device: Device = "auto",
+) -> None:
+    """Do two images show the same person? Compares their largest faces.
+
+    Prints the decision, the cosine similarity, both 0–100 qualities and the reason.
+    Exit code: 0 match, 1 no match, 2 rejected (no face, unreadable, quality below
+    `--min-quality`) or error.
+
+    Examples:
+
+      fiqa verify id_photo.jpg selfie.jpg
+
+      fiqa verify a.jpg b.jpg -r dlib -m magface --min-quality 40
+    """
+    from .verify import Verifier
+
+    try:
+        result = Verifier(recognizer, method, min_quality, threshold, device).verify(image_a,
+                                                                                       image_b)
+    except (KeyError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    colour = {"match": "green", "no match": "yellow", "rejected": "red"}[result.decision]
+    out = Console()
+    out.print(f"[bold {colour}]{result.decision}[/bold {colour}]  {result.reason}")
+    out.print(f"similarity {result.similarity:.4f} (threshold {result.threshold:.4f})  "
+              f"quality A {result.quality_a:.0f}  quality B {result.quality_b:.0f}")
+    raise typer.Exit({"match": 0, "no match": 1}.get(result.decision, 2))
+
+
+@app.command()
+def enroll(
+    folder: Annotated[Path, typer.Argument(
+        help="One sub-folder of images per identity (its name is the identity).",
+        show_default=False)],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="New gallery file (safetensors), e.g. gallery.fiqa.")] = None,
+    gallery_file: Annotated[Path | None, typer.Option(
+        "--gallery", help="Existing gallery to extend with new identities or images.")] = None,
+    recognizer: Annotated[str | None, typer.Option(
+        "--recognizer", "-r", help="Recognition model of a new gallery (default dlib).")] = None,
+    method: Annotated[str | None, typer.Option(
+        "--method", "-m", help="Quality estimator weighting a new gallery's images "
+        "(default magface).")] = None,
+    weighting: Annotated[str, typer.Option(
+        help="power:P ((q/100)^P; default power:1), softmax:T (exp(q/T)), topk:K (mean of "
+        "the K best) or mean.")
+    ] = "",
+    floor: Annotated[float | None, typer.Option(
+        min=0, max=100, help="Images below this 0–100 quality are left out (default 20).")
+    ] = None,
+    overwrite: Overwrite = False,
+    device: Device = "auto",
+    batch_size: BatchSize = 32,
+) -> None:
+    """Build (or extend) a gallery: one quality-weighted template per identity.
+
+    A template is the quality-weighted mean of an identity's normalised embeddings.
+    Images below the quality floor, without a face or unreadable are left out and listed,
+    with every image's quality, in `<gallery>.report.csv`. Extending keeps the
+    gallery's recognizer, estimator, weighting and floor, and gives the same templates as
+    enrolling everything at once.
+
+    Examples:
+
+      fiqa enroll people/ -o gallery.fiqa
+
+      fiqa enroll people/ -o gallery.fiqa -m ri --weighting power:2 --floor 30
+
+      fiqa enroll new_people/ --gallery gallery.fiqa
+    """
+    from .gallery import DEFAULT_FLOOR, DEFAULT_WEIGHTING, Gallery, enroll, identity_folders
+    from .verify import Encoder
+
+    try:
+        if (output is None) == (gallery_file is None):
+            raise ValueError("give either --output (a new gallery) or --gallery (to extend)")
+        if gallery_file is not None:
+            gallery, target = Gallery.load(gallery_file), gallery_file
+            if weighting or floor is not None or recognizer or method:
+                raise ValueError(f"{gallery_file} keeps its recognizer ({gallery.recognizer}), "
+                                 f"estimator ({gallery.estimator}), weighting "
+                                 f"({gallery.weighting}) and floor ({gallery.floor:g})")
+        else:
+            target = output
+            if target.exists() and not overwrite:
+                raise FileExistsError(f"{target} exists: pass --overwrite, or --gallery to extend")
+            gallery = Gallery(recognizer or "dlib", method or "magface",
+                              weighting or DEFAULT_WEIGHTING,
+                              DEFAULT_FLOOR if floor is None else floor)
+        people = identity_folders(folder)
+        encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size)
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    with _progress() as progress:
+        task = progress.add_task("enrolling", total=sum(map(len, people.values())))
+        report = enroll(gallery, people, encoder, lambda n: progress.advance(task, n))
+    gallery.save(target)
+    report_path = target.with_name(target.name + ".report.csv")
+    report.to_csv(report_path, mode="a" if gallery_file and report_path.exists() else "w",
+                  header=not (gallery_file and report_path.exists()), index=False)
+    statuses = report["status"].str.split(":").str[0].value_counts()
+    console.print(f"{len(people)} identities, {len(report)} images: "
+                  + ", ".join(f"{status} {count}" for status, count in statuses.items()))
+    missing = sorted(set(people) - set(gallery.identities))
+    if missing:
+        console.print(f"[yellow]warning:[/yellow] no usable image, not enrolled: "
+                      f"{', '.join(missing)}")
+    console.print(f"gallery ({len(gallery)} identities, {gallery.recognizer}, "
+                  f"{gallery.estimator} {gallery.weighting}, floor {gallery.floor:g}) → {target}; "
+                  f"report → {report_path}")
+
+
+@app.command()
+def identify(
+    probes: Inputs,
+    gallery_file: Annotated[Path, typer.Option(
+        "--gallery", help="Gallery made by `fiqa enroll`.", show_default=False)],
+    k: Annotated[int, typer.Option("-k", min=1, help="Candidates per probe.")] = 5,
+    min_quality: MinQuality = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Also write the candidates to this CSV.")] = None,
+    device: Device = "auto",
+    batch_size: BatchSize = 32,
+) -> None:
+    """Who is it? Rank the gallery's identities for the largest face of each probe.
+
+    One row per candidate: probe, status, quality, rank, identity, cosine similarity. A
+    probe without a face, unreadable or below `--min-quality` gets one `rejected: <reason>`
+    row. Exit code 1 when no probe could be compared.
+
+    Examples:
+
+      fiqa identify visitor.jpg --gallery gallery.fiqa
+
+      fiqa identify probes/ --gallery gallery.fiqa -k 3 --min-quality 40 -o candidates.csv
+    """
+    from .gallery import Gallery
+    from .gallery import identify as rank
+    from .verify import Encoder
+
+    try:
+        paths = expand_inputs(probes)
+        gallery = Gallery.load(gallery_file)
+        encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    samples = encoder.encode(paths)
+    result = rank(gallery, [str(p) for p in paths], samples, k, min_quality)
+    if output is not None:
+        result.to_csv(output, index=False)
+    table = Table(title=f"candidates ({len(gallery)} identities, {gallery.recognizer})",
+                  title_justify="left")
+    for column in result.columns:
+        table.add_column(column)
+    for row in result.itertuples(index=False):
+        table.add_row(row.probe, row.status, f"{row.quality:.0f}",
+                      "" if math.isnan(row.rank) else f"{row.rank:.0f}",
+                      row.identity if isinstance(row.identity, str) else "",
+                      "" if math.isnan(row.similarity) else f"{row.similarity:.4f}")
+    Console().print(table)
+    if output is not None:
+        console.print(f"candidates → {output}")
+    if not (result["status"] == "ok").any():
+        raise typer.Exit(1)
 
 
 def _names(text: str) -> list[str]:

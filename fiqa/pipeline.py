@@ -81,9 +81,9 @@ class Scorer:
         for item in self._decoded(paths, workers):
             batch.append(item)
             if len(batch) == self.batch_size:
-                yield from self._rows_of_batch(batch)
+                yield from self.rows_of_batch(batch)
                 batch = []
-        yield from self._rows_of_batch(batch)
+        yield from self.rows_of_batch(batch)
 
     def score_images(self, images: Sequence[LoadedImage]) -> list[tuple[Faces, dict]]:
         """Per image: its chosen faces (original pixels) and ``{column: N values}``."""
@@ -112,7 +112,8 @@ class Scorer:
                 path, future = pending.popleft()
                 yield path, future.result()
 
-    def _rows_of_batch(self, batch: list[tuple[str, LoadedImage | str]]) -> Iterator[list[dict]]:
+    def rows_of_batch(self, batch: list[tuple[str, LoadedImage | str]]) -> Iterator[list[dict]]:
+        """The rows of each (name, decoded image or failure reason) of ``batch``, in order."""
         readable = [(path, item) for path, item in batch if isinstance(item, LoadedImage)]
         try:
             results = dict(zip([p for p, _ in readable],

@@ -1,0 +1,175 @@
+"""One-to-one verification with a quality gate: compare two faces only when both are good enough.
+
+``Verifier().verify(a, b)`` embeds the largest face of each image, scores its quality and decides
+``"match"``, ``"no match"`` or ``"rejected"`` (a face missing, unreadable, or below
+``min_quality``), with a reason a person can act on. :func:`min_quality_for` picks ``min_quality``
+from evaluation data with the EDC machinery of :mod:`fiqa.evaluation.edc`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .evaluation.edc import edc
+from .imageio import ImageReadError, LoadedImage, read_image
+from .pipeline import Scorer
+
+# Cosine thresholds at FMR 1e-3 over the impostor pairs among the 7,700 LFW View 2 pair images
+# with a face (every two images of different people: 29.6 million pairs), measured on cached
+# embeddings by `python benchmarks/enrollment.py thresholds`; the FNMR of the 3,000 View 2
+# genuine pairs there is 11 % (dlib), 48 % (faceres), 30 % (magface); see
+# benchmarks/results/enrollment_thresholds.json and docs/enrollment.md.
+DLIB_THRESHOLD = 0.927
+FACERES_THRESHOLD = 0.7483
+MAGFACE_THRESHOLD = 0.4396
+DEFAULT_THRESHOLDS = {"dlib": DLIB_THRESHOLD, "faceres": FACERES_THRESHOLD,
+                      "magface": MAGFACE_THRESHOLD}
+
+Image = str | Path | np.ndarray  # a path, or an H×W×3 uint8 RGB array
+
+
+@dataclass
+class Sample:
+    """The largest face of one image: embedding (D float32, unit length; None without a face),
+    quality (0–100; NaN without a face) and status (``ok``, ``no_face``, ``unreadable: …``,
+    ``error: …``)."""
+
+    embedding: np.ndarray | None
+    quality: float
+    status: str
+
+
+class Encoder:
+    """Images → one :class:`Sample` each, with one recognizer and one quality estimator."""
+
+    def __init__(self, recognizer: str = "dlib", estimator: str = "magface",
+                 device: str | torch.device = "auto", batch_size: int = 32) -> None:
+        self.scorer = Scorer([estimator], [recognizer], device, batch_size)
+        self.estimator, self.recognizer = self.scorer.estimators[0], self.scorer.recognizers[0]
+
+    def encode(self, images: Sequence[Image]) -> list[Sample]:
+        """The samples of ``images``, in order; a bad image gets a status, never an exception."""
+        batch = []
+        for i, image in enumerate(images):
+            try:
+                batch.append((f"<image {i}>", _loaded(image)))
+            except ImageReadError as error:
+                batch.append((f"<image {i}>", f"unreadable: {error}"))
+        samples = []
+        for start in range(0, len(batch), self.scorer.batch_size):
+            part = batch[start:start + self.scorer.batch_size]
+            samples += [self._sample(rows[0]) for rows in self.scorer.rows_of_batch(part)]
+        return samples
+
+    def _sample(self, row: dict) -> Sample:
+        if row["status"] != "ok":
+            return Sample(None, math.nan, row["status"])
+        vector = np.array([row[f"{self.recognizer.name}.{i}"] for i in range(self.recognizer.dim)],
+                          np.float32)
+        return Sample(vector / np.linalg.norm(vector), float(row[f"{self.estimator.name}.quality"]),
+                      "ok")
+
+
+def _loaded(image: Image) -> LoadedImage:
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ImageReadError(f"an array must be H×W×3 uint8 RGB, got {image.dtype} "
+                                 f"{image.shape}")
+        return LoadedImage(np.ascontiguousarray(image))
+    return read_image(image)
+
+
+def default_threshold(recognizer: str) -> float:
+    """The stored cosine threshold of ``recognizer`` (ValueError for one without a default)."""
+    if recognizer not in DEFAULT_THRESHOLDS:
+        raise ValueError(f"no default threshold for recognizer {recognizer!r} (known: "
+                         f"{sorted(DEFAULT_THRESHOLDS)}); pass threshold=")
+    return DEFAULT_THRESHOLDS[recognizer]
+
+
+def gate(sample: Sample, label: str, min_quality: float | None) -> str | None:
+    """Why ``sample`` cannot be compared (``label`` names it in the reason), or None if it can."""
+    if sample.status == "no_face":
+        return f"no face in {label}"
+    if sample.status != "ok":
+        return f"{label} {sample.status}"
+    if min_quality is not None and sample.quality < min_quality:
+        return f"{label} quality {sample.quality:.0f} < {min_quality:g}: recapture"
+    return None
+
+
+@dataclass
+class Verification:
+    """decision: ``match``, ``no match`` or ``rejected``; similarity: cosine (NaN without both
+    faces); quality_a, quality_b: 0–100 (NaN without a face); threshold: the cosine used;
+    reason: why, in words."""
+
+    decision: str
+    similarity: float
+    quality_a: float
+    quality_b: float
+    threshold: float
+    reason: str
+
+
+class Verifier:
+    """Is it the same person? ``Verifier().verify("a.jpg", "b.jpg")``.
+
+    recognizer, estimator: names (see ``fiqa list``); min_quality: 0–100 quality below which an
+    image is rejected (None: no gate); threshold: cosine at or above which faces match (None: the
+    recognizer's default, see :data:`DEFAULT_THRESHOLDS`).
+    """
+
+    def __init__(self, recognizer: str = "dlib", estimator: str = "magface",
+                 min_quality: float | None = None, threshold: float | None = None,
+                 device: str | torch.device = "auto") -> None:
+        if min_quality is not None and not 0 <= min_quality <= 100:
+            raise ValueError(f"min_quality must be in [0, 100], got {min_quality}")
+        self.threshold = default_threshold(recognizer) if threshold is None else float(threshold)
+        self.min_quality = min_quality
+        self.encoder = Encoder(recognizer, estimator, device)
+
+    def verify(self, image_a: Image, image_b: Image) -> Verification:
+        """Compare the largest faces of two images (paths or H×W×3 uint8 RGB arrays)."""
+        a, b = self.encoder.encode([image_a, image_b])
+        similarity = (float(a.embedding @ b.embedding) if a.embedding is not None
+                      and b.embedding is not None else math.nan)
+        reasons = [r for r in (gate(a, "A", self.min_quality), gate(b, "B", self.min_quality)) if r]
+        if reasons:
+            decision, reason = "rejected", "; ".join(reasons)
+        elif similarity >= self.threshold:
+            decision, reason = "match", f"similarity {similarity:.3f} ≥ {self.threshold:.3f}"
+        else:
+            decision, reason = "no match", f"similarity {similarity:.3f} < {self.threshold:.3f}"
+        return Verification(decision, similarity, a.quality, b.quality, self.threshold, reason)
+
+
+def min_quality_for(quality: np.ndarray, similarity: np.ndarray, threshold: float,
+                    target_discard: float | None = None,
+                    target_fnmr: float | None = None) -> float:
+    """The gate ``min_quality`` met by evaluation data: genuine comparisons' pair qualities
+    (0–100, min of both images) and cosine similarities at decision ``threshold``.
+
+    target_discard: the highest gate that rejects at most this fraction of the genuine pairs.
+    target_fnmr: the lowest gate whose FNMR on the pairs it keeps is at most this (ValueError if
+    no gate reaches it). Give exactly one. Pairs with quality below the result are rejected.
+    """
+    if (target_discard is None) == (target_fnmr is None):
+        raise ValueError("give exactly one of target_discard and target_fnmr")
+    quality = np.asarray(quality, float)
+    if not np.isfinite(quality).all():
+        raise ValueError("quality must be finite: drop the pairs without a face first")
+    curve = edc(similarity, quality, threshold, "fnmr")
+    cuts = np.unique(quality)  # the distinct qualities, one per step of the curve
+    if target_discard is not None:
+        return float(cuts[np.flatnonzero(curve.discard <= target_discard)[-1]])
+    reached = np.flatnonzero(curve.error <= target_fnmr)
+    if len(reached) == 0:
+        raise ValueError(f"no quality gate brings the FNMR down to {target_fnmr:g}")
+    return float(cuts[reached[0]])
