@@ -1,6 +1,6 @@
 """Train our MagFace model (dlib backbone + MagFace head) → weights/magface.safetensors.
 
-    python scripts/train_magface.py                       # CPU configuration (~15 min, 2 cores)
+    python scripts/train_magface.py                       # CPU configuration (~10 min, 2 cores)
     python scripts/train_magface.py --config gpu --device cuda   # fine-tune the backbone too
     python scripts/train_magface.py --holdout 50 --no-save       # tune on held-out CelebA people
 
