@@ -34,7 +34,7 @@ from rich.progress import Progress  # noqa: E402
 from fiqa.evaluation.edc import threshold_for_fmr  # noqa: E402
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column  # noqa: E402
 from fiqa.gallery import DEFAULT_FLOOR, DEFAULT_WEIGHTING, Gallery  # noqa: E402
-from fiqa.imageio import IMAGE_SUFFIXES, read_image  # noqa: E402
+from fiqa.imageio import identity_folders, read_image  # noqa: E402
 from fiqa.pipeline import Scorer  # noqa: E402
 from fiqa.training.data import DEFAULT_DATA, lfw_pair_identities  # noqa: E402
 from fiqa.training.degrade import DEGRADATIONS, degrade  # noqa: E402
@@ -102,12 +102,12 @@ def people_of(folder: Path, keep=None, seed: int = 0) -> dict[str, list[str]]:
     """Identity → image paths (≥ MIN_IMAGES images, a seeded CAP of them at most)."""
     rng = np.random.default_rng(seed)
     people = {}
-    for person in sorted(p for p in folder.iterdir() if p.is_dir()):
-        if keep is not None and person.name not in keep:
+    for name, paths in identity_folders(folder).items():
+        if keep is not None and name not in keep:
             continue
-        images = sorted(str(f) for f in person.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        images = [str(p) for p in paths]
         if len(images) >= MIN_IMAGES:
-            people[person.name] = sorted(rng.choice(images, CAP, replace=False)) if len(
+            people[name] = sorted(rng.choice(images, CAP, replace=False)) if len(
                 images) > CAP else images
     return people
 

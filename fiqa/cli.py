@@ -318,7 +318,8 @@ def enroll(
 
       fiqa enroll new_people/ --gallery gallery.fiqa
     """
-    from .gallery import DEFAULT_FLOOR, DEFAULT_WEIGHTING, Gallery, enroll, identity_folders
+    from .gallery import DEFAULT_FLOOR, DEFAULT_WEIGHTING, Gallery, enroll
+    from .imageio import identity_folders
     from .verify import Encoder
 
     try:

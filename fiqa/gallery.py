@@ -22,7 +22,6 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from . import __version__
-from .imageio import expand_inputs
 from .recognizers import recognizer_class
 from .verify import Encoder, Sample, gate
 
@@ -211,18 +210,6 @@ class Gallery:
             gallery.best, gallery.best_quality = tensors["best"], tensors["best_quality"]
         gallery.created = {key: meta[key] for key in ("fiqa_version", "created", "updated")}
         return gallery
-
-
-def identity_folders(folder: str | Path) -> dict[str, list[Path]]:
-    """``folder``'s sub-folders (one per identity) → their images (searched recursively)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no such folder: {folder}")
-    people = {sub.name: expand_inputs([sub]) for sub in sorted(folder.iterdir()) if sub.is_dir()}
-    people = {name: paths for name, paths in people.items() if paths}
-    if not people:
-        raise ValueError(f"{folder} holds no sub-folder with images (one per identity)")
-    return people
 
 
 def enroll(gallery: Gallery, people: dict[str, Sequence[Path]], encoder: Encoder,

@@ -64,6 +64,18 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return paths
 
 
+def identity_folders(folder: str | Path) -> dict[str, list[Path]]:
+    """``folder``'s sub-folders (one per identity) → their images (searched recursively)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {folder}")
+    people = {sub.name: expand_inputs([sub]) for sub in sorted(folder.iterdir()) if sub.is_dir()}
+    people = {name: paths for name, paths in people.items() if paths}
+    if not people:
+        raise ValueError(f"{folder} holds no sub-folder with images (one per identity)")
+    return people
+
+
 def read_image(
     path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE
 ) -> LoadedImage:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from fiqa.device import resolve_device
-from fiqa.training.data import DEFAULT_DATA, load_faces, training_images
+from fiqa.training.data import DEFAULT_DATA, celeba_holdout, load_faces, training_images
 from fiqa.training.magface import MagFaceConfig, cached_pooled_features, finetune, train_head
 from fiqa.weights import load_weights, save_weights
 
@@ -67,10 +67,7 @@ def main() -> None:
     config = dataclasses.replace(CONFIGS[args.config], **overrides)
     device = resolve_device(args.device)
     faces = load_faces(training_images(args.data))
-    rng = np.random.default_rng(config.seed)
-    celeba = [i for i, name in enumerate(faces.identities) if name.startswith("celeba/")]
-    dev_labels = np.sort(rng.choice(celeba, size=args.holdout, replace=False))
-    train = ~np.isin(faces.labels, dev_labels)
+    train = ~np.isin(faces.labels, celeba_holdout(faces, args.holdout, config.seed))
     print(f"{len(faces)} faces of {len(faces.identities)} identities; training on {train.sum()} "
           f"({len(faces.identities) - args.holdout} identities), config {config}", flush=True)
     suffix = f"_{args.config}" + (f"_holdout{args.holdout}" if args.holdout else "")

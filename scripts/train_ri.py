@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from fiqa.estimators.ri_proximity import RIProximity
 from fiqa.recognizers import recognizer
-from fiqa.training.data import DEFAULT_DATA, load_faces, training_images
+from fiqa.training.data import DEFAULT_DATA, celeba_holdout, load_faces, training_images
 from fiqa.training.magface import MagFaceConfig, cached_pooled_features
 from fiqa.training.ri import ri_targets, train_ri_head
 from fiqa.training.unrecognisable import ui_centre, unrecognisable_views
@@ -47,8 +48,9 @@ def centres(faces, names: list[str], device: str) -> dict[str, torch.Tensor]:
         model = recognizer(name, device)
         centre = ui_centre(model, faces)
         crops, _ = unrecognisable_views(faces, probe, model.crop_spec, rng)
-        lost = _angles(model, crops, centre)
-        good = _angles(model, faces.crops(probe, model.crop_spec), centre)
+        proximity = RIProximity(device, recognizer=model, centre=centre)
+        lost = _angles(proximity, crops)
+        good = _angles(proximity, faces.crops(probe, model.crop_spec))
         angles = torch.tensor([np.median(lost), np.percentile(good, 95)])
         print(f"{name}: unrecognisable {np.median(lost):.1f}°, clean median "
               f"{np.median(good):.1f}° (95th pct {angles[1]:.1f}°)", flush=True)
@@ -56,12 +58,9 @@ def centres(faces, names: list[str], device: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _angles(model, crops: torch.Tensor, centre: torch.Tensor) -> np.ndarray:
-    out = []
-    for start in range(0, len(crops), 64):
-        cosine = model.embed(crops[start:start + 64], normalize=True).cpu() @ centre
-        out.append(torch.rad2deg(torch.arccos(cosine.clamp(-1, 1))).numpy())
-    return np.concatenate(out)
+def _angles(proximity: RIProximity, crops: torch.Tensor) -> np.ndarray:
+    """Degrees to the UI centre of every crop, 64 at a time."""
+    return np.concatenate([proximity.score(crops[i:i + 64]) for i in range(0, len(crops), 64)])
 
 
 def main() -> None:
@@ -92,9 +91,7 @@ def main() -> None:
     with torch.inference_mode():
         embeddings = dlib.fc(features.float())
     targets = ri_targets(embeddings, labels, images, severity == 0, centre)
-    rng = np.random.default_rng(args.seed)
-    celeba = [i for i, name in enumerate(faces.identities) if name.startswith("celeba/")]
-    held = np.isin(labels, rng.choice(celeba, size=args.holdout, replace=False))
+    held = np.isin(labels, celeba_holdout(faces, args.holdout, args.seed))
     head, history = train_ri_head(features[torch.from_numpy(~held)], targets["ri"][~held],
                                   epochs=args.epochs, seed=args.seed)
     with torch.inference_mode():

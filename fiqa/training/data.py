@@ -15,7 +15,7 @@ import torch
 
 from ..crop import CropSpec, align_faces
 from ..evaluation.features import FeatureCache, cached_faces
-from ..imageio import IMAGE_SUFFIXES, read_image
+from ..imageio import identity_folders, read_image
 from ..pipeline import Scorer
 from ..verification import read_lfw_pairs
 
@@ -28,11 +28,6 @@ def lfw_pair_identities(lfw: str | Path) -> set[str]:
     return {Path(p).parent.name for column in ("path_a", "path_b") for p in pairs[column]}
 
 
-def _people(folder: Path) -> dict[str, list[Path]]:
-    return {p.name: sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            for p in sorted(folder.iterdir()) if p.is_dir()}
-
-
 def training_images(data: str | Path = DEFAULT_DATA, min_images: int = 2) -> list[tuple[str, str]]:
     """(path, identity) of every training image: CelebA, plus LFW people outside View 2 with at
     least ``min_images`` images. Identities are prefixed ``celeba/`` or ``lfw/``."""
@@ -40,10 +35,10 @@ def training_images(data: str | Path = DEFAULT_DATA, min_images: int = 2) -> lis
     if not (data / "celeba").is_dir() or not (data / "lfw" / "pairs.txt").is_file():
         raise FileNotFoundError(f"{data} needs celeba/ and lfw/pairs.txt (see its README)")
     images = [(str(path), f"celeba/{name}")
-              for name, paths in _people(data / "celeba").items() for path in paths]
+              for name, paths in identity_folders(data / "celeba").items() for path in paths]
     excluded = lfw_pair_identities(data / "lfw")
     images += [(str(path), f"lfw/{name}")
-               for name, paths in _people(data / "lfw" / "images").items()
+               for name, paths in identity_folders(data / "lfw" / "images").items()
                if name not in excluded and len(paths) >= min_images for path in paths]
     return images
 
@@ -72,6 +67,13 @@ class FaceSet:
             rng = generator or np.random.default_rng()
             points = _jittered(points, jitter, rng)
         return align_faces([self.images[i] for i in index], points, spec)
+
+
+def celeba_holdout(faces: FaceSet, count: int, seed: int = 0) -> np.ndarray:
+    """Labels of ``count`` CelebA identities of ``faces``, a seeded draw, to keep out of training
+    for development checks (the same draw for every trainer given the same seed)."""
+    celeba = [i for i, name in enumerate(faces.identities) if name.startswith("celeba/")]
+    return np.sort(np.random.default_rng(seed).choice(celeba, size=count, replace=False))
 
 
 def _jittered(points: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
