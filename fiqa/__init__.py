@@ -4,6 +4,7 @@
 >>> estimator = fiqa.create("baseline")             # any name from fiqa.list_estimators()
 >>> scorer = fiqa.Scorer(["baseline"])              # decode → detect → align → score
 >>> rows = [row for rows in scorer.run(["face.jpg"]) for row in rows]
+>>> heatmap = next(fiqa.explain_images(["face.jpg"])).heatmap   # 14×14 attention map
 """
 
 from .crop import DEFAULT_CROP, CropSpec, align
@@ -14,11 +15,12 @@ from .pipeline import Scorer
 
 __version__ = "0.1.0"
 
-from .gallery import Gallery  # noqa: E402 - both need __version__ defined first
+from .explain import explain_images  # noqa: E402 - these need __version__ defined first
+from .gallery import Gallery  # noqa: E402
 from .verify import Verifier  # noqa: E402
 
 __all__ = [
     "DEFAULT_CROP", "CropSpec", "Faces", "Gallery", "ImageReadError", "LoadedImage",
     "QualityEstimator", "Scorer", "Verifier", "align", "create", "estimator_class",
-    "expand_inputs", "list_estimators", "read_image", "register",
+    "explain_images", "expand_inputs", "list_estimators", "read_image", "register",
 ]

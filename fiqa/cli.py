@@ -1,5 +1,5 @@
 """The ``fiqa`` command line: ``fiqa score``, ``embed``, ``evaluate``, ``verify``, ``enroll``,
-``identify`` and ``list``."""
+``identify``, ``explain`` and ``list``."""
 
 from __future__ import annotations
 
@@ -414,6 +414,72 @@ def identify(
     if output is not None:
         console.print(f"candidates → {output}")
     if not (result["status"] == "ok").any():
+        raise typer.Exit(1)
+
+
+@app.command()
+def explain(
+    inputs: Inputs,
+    method: Annotated[str, typer.Option(
+        "--method", "-m", help="Explainable estimator (per-patch maps): attention.")] = "attention",
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Folder for one PNG per image and explanations.csv.")
+    ] = Path("explanations"),
+    device: Device = "auto",
+) -> None:
+    """Where is each face poor? A per-patch heatmap over its aligned crop.
+
+    For the largest face of each image, writes `OUTPUT/<name>.png`: the aligned crop and the
+    same crop under the estimator's per-patch map (viridis: dark = low quality, yellow = high,
+    on the estimator's fixed 0–100 scale so images compare). For `attention` each patch is its
+    mean last-block attention logit; their mean is the face's score. `explanations.csv` lists
+    path, status, score, quality and PNG. Exit code 1 when no image had a face.
+
+    Examples:
+
+      fiqa explain photo.jpg -o out/
+
+      fiqa explain probes/ -m attention -o explanations/
+    """
+    import csv
+
+    from .explain import explain_images, write_explanation
+
+    try:
+        paths = expand_inputs(inputs)
+        estimator = estimators.create(method, device)
+        explanations = explain_images(paths, estimator)
+        output.mkdir(parents=True, exist_ok=True)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    rows, used = [], set()
+    with open(output / "explanations.csv", "w", newline="") as file, _progress() as progress:
+        writer = csv.DictWriter(file, fieldnames=["path", "status", "score", "quality", "png"])
+        writer.writeheader()
+        task = progress.add_task("explain", total=len(paths))
+        for item in explanations:
+            picture = ""
+            if item.status == "ok":
+                stem = Path(item.path).stem
+                name = next(n for n in (f"{stem}.png", *(f"{stem}-{i}.png" for i in
+                                                          range(1, len(paths) + 1)))
+                            if n not in used)
+                used.add(name)
+                picture = str(write_explanation(item, estimator.score_range, output / name))
+            rows.append({"path": item.path, "status": item.status, "score": item.score,
+                         "quality": item.quality, "png": picture})
+            writer.writerow(rows[-1])
+            file.flush()
+            progress.advance(task)
+    table = Table(title=f"{method} explanations → {output}/", title_justify="left")
+    for column in ("image", "status", "score", "quality"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(Path(row["path"]).name, row["status"], f"{row['score']:.3f}",
+                      f"{row['quality']:.0f}")
+    Console().print(table)
+    if not any(row["status"] == "ok" for row in rows):
         raise typer.Exit(1)
 
 

@@ -45,7 +45,9 @@ def provenance(name: str) -> dict:
 
 
 @cache
-def _verified_path(name: str) -> Path:
+def weights_path(name: str) -> Path:
+    """The file of weights ``name``, checked against its manifest sha256 (error if missing or
+    altered)."""
     entry = provenance(name)
     path = weights_dir() / entry["file"]
     if not path.is_file():
@@ -62,19 +64,23 @@ def save_weights(name: str, tensors: dict[str, torch.Tensor], **entry: str) -> P
     entry: source, licence, made_by (the command), notes, ... (file and sha256 are added).
     Used by the conversion and training scripts; returns the file's path.
     """
-    folder = weights_dir()
-    target = folder / f"{name}.safetensors"
+    target = weights_dir() / f"{name}.safetensors"
     save_file({key: value.contiguous() for key, value in tensors.items()}, target)
-    path = folder / "manifest.json"
+    return record_weights(name, target, **entry)
+
+
+def record_weights(name: str, target: Path, **entry: str) -> Path:
+    """Add (or replace) the manifest entry of a file already written into the weights folder."""
+    path = weights_dir() / "manifest.json"
     entries = json.loads(path.read_text())  # re-read: keep entries written meanwhile
     entries[name] = {"file": target.name, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
                      **entry}
     path.write_text(json.dumps(entries, indent=2) + "\n")
     manifest.cache_clear()
-    _verified_path.cache_clear()
+    weights_path.cache_clear()
     return target
 
 
 def load_weights(name: str) -> dict[str, torch.Tensor]:
     """The tensors of weights ``name`` (checked against the manifest's sha256), on the CPU."""
-    return load_file(_verified_path(name))
+    return load_file(weights_path(name))

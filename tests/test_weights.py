@@ -15,10 +15,10 @@ def weights_folder(tmp_path, monkeypatch):
     (tmp_path / "manifest.json").write_text("{}")
     monkeypatch.setenv("FIQA_WEIGHTS", str(tmp_path))
     weights.manifest.cache_clear()
-    weights._verified_path.cache_clear()
+    weights.weights_path.cache_clear()
     yield tmp_path
     weights.manifest.cache_clear()
-    weights._verified_path.cache_clear()
+    weights.weights_path.cache_clear()
 
 
 def test_save_then_load_and_detect_tampering(weights_folder):
@@ -29,7 +29,7 @@ def test_save_then_load_and_detect_tampering(weights_folder):
     assert entry["file"] == "tiny.safetensors" and len(entry["sha256"]) == 64
     assert weights.provenance("tiny")["made_by"] == "pytest"
     assert torch.equal(weights.load_weights("tiny")["layer.weight"], tensors["layer.weight"])
-    weights._verified_path.cache_clear()
+    weights.weights_path.cache_clear()
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
     with pytest.raises(ValueError, match="sha256"):
         weights.load_weights("tiny")

@@ -1,0 +1,72 @@
+"""ATTN-FIQA: quality from the attention logits of a face ViT's last block (Ozgur et al., 2026).
+
+A recognition ViT aligns queries and keys strongly where it can read a face, weakly where it
+cannot. The score is the mean, over heads and over all token pairs, of the last block's
+pre-softmax logits q·kᵀ/√d_head: one forward pass, no quality training. The per-patch map (each
+patch's mean logit as a query, over heads and keys) averages to the score and shows where a face
+is poor (:meth:`AttentionQuality.explain`, ``fiqa explain``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..crop import check_crops
+from ..faces import Faces
+from ..recognizers.face_vit import CROP_SPEC, FaceViT, FaceViTRecognizer, load_face_vit
+from ..weights import weights_path
+from . import register
+from .base import QualityEstimator
+
+
+@register
+class AttentionQuality(QualityEstimator):
+    """Mean pre-softmax attention logit of the last block of our face ViT (recognizer ``vit``).
+
+    model: another :class:`~fiqa.recognizers.face_vit.FaceViT` (a module, or a file written by
+    ``save_face_vit``) to read instead of ours; its crops are ``CROP_SPEC`` at its input size.
+    score_range: raw scores mapped to 0–100 quality; for our model, the 1st to 99th percentile of
+    the scores of its training views (``docs/attention.md``); give your own for your model.
+    """
+
+    name = "attention"
+    description = "ATTN-FIQA: mean last-block attention logit of our face ViT (training-free)"
+    crop_spec = CROP_SPEC
+    score_range = (-3.4, 2.0)  # 1st–99th percentile on 2,000 training views (median −0.12)
+    weights = FaceViTRecognizer.weights
+
+    def __init__(self, device: str | torch.device = "auto",
+                 model: FaceViT | str | Path | None = None,
+                 score_range: tuple[float, float] | None = None) -> None:
+        super().__init__(device)
+        if model is None:
+            model = load_face_vit(weights_path("face_vit"))
+        elif not isinstance(model, FaceViT):
+            model = load_face_vit(model)
+        self.model = model.to(self.device).eval()
+        if model.shape.size != CROP_SPEC.size:
+            self.crop_spec = replace(CROP_SPEC, size=model.shape.size)
+        if score_range is not None:
+            self.score_range = score_range
+
+    def logits(self, crops: torch.Tensor) -> torch.Tensor:
+        """N×3×S×S uint8 crops → N×heads×T×T pre-softmax logits of the last block."""
+        with torch.inference_mode():
+            x = self.crop_spec.normalize(crops.to(self.device))
+            return self.model.forward_with_logits(x)[1]
+
+    def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
+        return {"score": self.logits(crops).mean((1, 2, 3)).cpu().numpy()}
+
+    def explain(self, crops: torch.Tensor) -> np.ndarray:
+        """N×3×S×S uint8 crops → N×G×G float32 per-patch maps (G = S / patch; 14 for ours), in
+        the score's units: patch (r, c) holds its mean logit as a query over heads and keys, and
+        the map's mean is the face's score."""
+        check_crops(crops, self.crop_spec, self.name)
+        maps = self.logits(crops).mean((1, 3))
+        side = self.model.shape.size // self.model.shape.patch
+        return maps.reshape(len(crops), side, side).float().cpu().numpy()

@@ -1,0 +1,162 @@
+"""Our face vision transformer, patch 8 on 112×112 ArcFace crops (196 tokens): recognizer ``vit``.
+
+A pre-norm ViT (Dosovitskiy et al., 2021) without a class token, whose tokens come from a small
+convolutional stem (three stride-2 convolutions: one token per 8×8 patch; Xiao et al., 2021,
+"Early convolutions help transformers see better": on our data it learned 1.5× faster than a
+linear patch embedding); the embedding is a linear map of the mean of the final tokens.
+
+Trained here by ``scripts/train_vit.py``, distilling dlib's unit embeddings centred on their
+training mean (``docs/attention.md``). Every block uses fused attention
+(``scaled_dot_product_attention``) except the last when its pre-softmax logits are asked for
+(:meth:`FaceViT.forward_with_logits`), which the ``attention`` estimator (ATTN-FIQA) reads.
+
+Any :class:`FaceViT` of another size (``ViTShape``) saved with :func:`save_face_vit` loads with
+:func:`load_face_vit` and works with the estimator and as a recognizer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ..crop import CropSpec
+from ..weights import weights_path
+from . import register
+from .base import Recognizer
+
+CROP_SPEC = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
+
+
+@dataclass(frozen=True)
+class ViTShape:
+    """Architecture of a :class:`FaceViT`: image side, patch side, width, blocks, heads, MLP
+    width ratio and embedding size. Tokens = (size / patch)²."""
+
+    size: int = 112
+    patch: int = 8
+    dim: int = 192
+    depth: int = 6
+    heads: int = 6
+    mlp_ratio: float = 3.0
+    embedding_dim: int = 128
+
+
+def conv_stem(dim: int, patch: int) -> nn.Sequential:
+    """N×3×S×S → N×dim×(S/patch)×(S/patch): log2(patch) stride-2 3×3 convolutions (batch norm,
+    GELU) widening to ``dim``, then a 1×1 projection."""
+    steps = round(math.log2(patch))
+    if 2**steps != patch:
+        raise ValueError(f"patch must be a power of two, got {patch}")
+    layers, channels = [], 3
+    for step in range(steps):
+        width = dim // 2 ** (steps - 1 - step)
+        layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False),
+                   nn.BatchNorm2d(width), nn.GELU()]
+        channels = width
+    return nn.Sequential(*layers, nn.Conv2d(dim, dim, 1))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block on N×T×dim tokens."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor, keep_logits: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Tokens N×T×dim → (tokens, N×heads×T×T pre-softmax logits q·kᵀ/√d_head or None).
+
+        With ``keep_logits`` the attention is computed explicitly (same result, more memory)."""
+        n, t, dim = x.shape
+        q, k, v = self.qkv(self.norm1(x)).view(n, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        logits = None
+        if keep_logits:
+            logits = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+            mixed = logits.softmax(-1) @ v
+        else:
+            mixed = F.scaled_dot_product_attention(q, k, v)
+        x = x + self.proj(mixed.transpose(1, 2).reshape(n, t, dim))
+        return x + self.mlp(self.norm2(x)), logits
+
+
+class FaceViT(nn.Module):
+    """N×3×S×S input normalised by ``CROP_SPEC`` → N×embedding_dim embeddings (unit vectors
+    minus ``centre``)."""
+
+    def __init__(self, shape: ViTShape = ViTShape()) -> None:
+        super().__init__()
+        if shape.size % shape.patch or shape.dim % shape.heads:
+            raise ValueError(f"size must divide by patch and dim by heads: {shape}")
+        self.shape = shape
+        tokens = (shape.size // shape.patch) ** 2
+        self.patches = conv_stem(shape.dim, shape.patch)
+        self.position = nn.Parameter(torch.randn(1, tokens, shape.dim) * 0.02)
+        self.blocks = nn.ModuleList(Block(shape.dim, shape.heads, shape.mlp_ratio)
+                                    for _ in range(shape.depth))
+        self.norm = nn.LayerNorm(shape.dim)
+        self.head = nn.Linear(shape.dim, shape.embedding_dim)
+        # Subtracted from the unit embedding: the mean over the training faces (set after
+        # training), so that cosine similarity compares what differs between people.
+        self.register_buffer("centre", torch.zeros(shape.embedding_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_logits(x, keep_logits=False)[0]
+
+    def forward_with_logits(self, x: torch.Tensor, keep_logits: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Normalised input → (N×embedding_dim embeddings, the last block's pre-softmax logits
+        N×heads×T×T, tokens in row-major patch order; None without ``keep_logits``)."""
+        tokens = self.patches(x).flatten(2).transpose(1, 2) + self.position
+        for block in self.blocks[:-1]:
+            tokens = block(tokens)[0]
+        tokens, logits = self.blocks[-1](tokens, keep_logits)
+        return F.normalize(self.head(self.norm(tokens).mean(1)), dim=1) - self.centre, logits
+
+
+def save_face_vit(model: FaceViT, path: str | Path) -> Path:
+    """Write ``model``'s weights to a safetensors file, its :class:`ViTShape` in the metadata."""
+    tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"vit_shape": json.dumps(asdict(model.shape))})
+    return Path(path)
+
+
+def load_face_vit(path: str | Path) -> FaceViT:
+    """A :class:`FaceViT` from a file written by :func:`save_face_vit` (on the CPU, eval mode)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no FaceViT weights at {path}")
+    with safe_open(str(path), framework="pt") as stored:
+        metadata = stored.metadata() or {}
+        if "vit_shape" not in metadata:
+            raise ValueError(f"{path} has no 'vit_shape' metadata: save it with save_face_vit()")
+        model = FaceViT(ViTShape(**json.loads(metadata["vit_shape"])))
+        model.load_state_dict({key: stored.get_tensor(key) for key in stored.keys()})  # noqa: SIM118
+    return model.eval()
+
+
+@register
+class FaceViTRecognizer(Recognizer):
+    """Our distilled face ViT: 112×112 ArcFace crops → 128-d embeddings (dlib's space, centred)."""
+
+    name = "vit"
+    description = ("face ViT (patch 8, 196 tokens) distilled from dlib here "
+                   "(CelebA + LFW outside View 2), 128-d")
+    crop_spec = CROP_SPEC
+    dim = ViTShape().embedding_dim
+    weights = ("face_vit",)
+
+    def build(self) -> FaceViT:
+        return load_face_vit(weights_path("face_vit"))
