@@ -25,7 +25,7 @@ from pathlib import Path
 from fiqa.device import resolve_device
 from fiqa.recognizers.face_vit import save_face_vit
 from fiqa.training.data import DEFAULT_DATA, load_faces, training_images
-from fiqa.training.face_vit import ViTConfig, centre_student, distill, teacher_embeddings
+from fiqa.training.face_vit import ViTConfig, distill, teacher_embeddings
 from fiqa.weights import load_weights, record_weights, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,6 @@ def main() -> None:
     checkpoint = CACHE / f"vit-{args.config}-checkpoint.pt"
     student, history = distill(faces, targets, config, device, checkpoint,
                                log=lambda row: print(json.dumps(row), flush=True))
-    student = centre_student(student, faces, device)
     write_log(history, config, args.config)
     if not args.no_save:
         save(student, args, config, len(faces), history)

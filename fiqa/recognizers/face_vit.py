@@ -93,8 +93,7 @@ class Block(nn.Module):
 
 
 class FaceViT(nn.Module):
-    """N×3×S×S input normalised by ``CROP_SPEC`` → N×embedding_dim embeddings (unit vectors
-    minus ``centre``)."""
+    """N×3×S×S input normalised by ``CROP_SPEC`` → N×embedding_dim embeddings."""
 
     def __init__(self, shape: ViTShape = ViTShape()) -> None:
         super().__init__()
@@ -108,9 +107,6 @@ class FaceViT(nn.Module):
                                     for _ in range(shape.depth))
         self.norm = nn.LayerNorm(shape.dim)
         self.head = nn.Linear(shape.dim, shape.embedding_dim)
-        # Subtracted from the unit embedding: the mean over the training faces (set after
-        # training), so that cosine similarity compares what differs between people.
-        self.register_buffer("centre", torch.zeros(shape.embedding_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_logits(x, keep_logits=False)[0]
@@ -123,7 +119,7 @@ class FaceViT(nn.Module):
         for block in self.blocks[:-1]:
             tokens = block(tokens)[0]
         tokens, logits = self.blocks[-1](tokens, keep_logits)
-        return F.normalize(self.head(self.norm(tokens).mean(1)), dim=1) - self.centre, logits
+        return self.head(self.norm(tokens).mean(1)), logits
 
 
 def save_face_vit(model: FaceViT, path: str | Path) -> Path:

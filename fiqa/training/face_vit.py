@@ -134,14 +134,3 @@ def distill(faces: FaceSet, targets: torch.Tensor, config: ViTConfig, device: to
                         "rng": rng.bit_generator.state, "history": history}, path)
     return model.eval().cpu(), history
 
-
-def centre_student(student: FaceViT, faces: FaceSet, device: torch.device) -> FaceViT:
-    """Set ``student.centre`` to the mean of its unit embeddings of the clean training faces
-    (LFW View 2 accuracy of our student: 67.8 % without, see docs/attention.md)."""
-    student.centre.zero_()
-    model = student.to(device).eval()
-    with torch.inference_mode():
-        total = sum(model(CROP_SPEC.normalize(faces.crops(part, CROP_SPEC).to(device))).sum(0)
-                    for part in np.array_split(np.arange(len(faces)), max(1, len(faces) // 128)))
-    student.centre.copy_(total / len(faces))
-    return student.cpu()
