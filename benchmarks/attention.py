@@ -8,7 +8,8 @@
 * range: attention scores of 2,000 training views rendered as in training (jittered, degraded,
   30 % clean): the 1st and 99th percentiles are the estimator's 0–100 range.
 * figure: docs/img/attention_heatmaps.png, the four best and four worst of 400 View 2 images
-  by attention score, and one good face under four degradations, each with its per-patch map.
+  by attention score, and one good face under four degradations, each with its per-patch map;
+  and the Spearman correlation of the score with the face region's mean brightness.
 * speed: faces per second of the ``attention`` estimator and of the ``vit`` recognizer.
 
 Writes benchmarks/results/attention.json (sections merge across runs).
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.progress import Progress
+from scipy.stats import spearmanr
 
 import fiqa
 from fiqa.device import resolve_device
@@ -104,7 +106,7 @@ def figure(device: torch.device) -> dict:
     cells += [(f"worst {i + 1}", item.crop, item.heatmap) for i, item in enumerate(worst)]
     cells += [(f"best 1, {kind}", view[0].permute(1, 2, 0).numpy(), estimator.explain(view)[0])
               for kind, view in degraded]
-    fig, axes = plt.subplots(3, 4, figsize=(10, 8.2))
+    fig, axes = plt.subplots(3, 4, figsize=(10, 6.4))
     for axis, (label, image, heatmap) in zip(axes.flat, cells, strict=True):
         score = float(heatmap.mean())
         axis.imshow(np.concatenate([image, overlay(image, heatmap, estimator.score_range)], 1))
@@ -115,7 +117,10 @@ def figure(device: torch.device) -> dict:
     fig.tight_layout()
     target = ROOT / "docs" / "img" / "attention_heatmaps.png"
     fig.savefig(target, dpi=90)
+    brightness = [item.crop[36:104, 28:84].mean() for item in items]  # baseline's face region
     return {"image": str(target.relative_to(ROOT)), "scored": len(items),
+            "spearman_score_vs_face_brightness": float(spearmanr([i.score for i in items],
+                                                                 brightness)[0]),
             "best": [[Path(i.path).name, round(i.score, 4)] for i in best],
             "worst": [[Path(i.path).name, round(i.score, 4)] for i in worst]}
 
