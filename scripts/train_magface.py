@@ -20,10 +20,8 @@ Writes the epoch log to benchmarks/results/magface_training*.json and a plot to 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,8 +31,9 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from fiqa.device import resolve_device
-from fiqa.training.data import DEFAULT_DATA, celeba_holdout, load_faces, training_images
+from fiqa.training.data import celeba_holdout, load_faces, training_images
 from fiqa.training.magface import MagFaceConfig, cached_pooled_features, finetune, train_head
+from fiqa.training.runs import chosen_config, config_parser, run_facts
 from fiqa.weights import load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,26 +44,11 @@ CONFIGS = {
 }
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n", 2)[2])
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--holdout", type=int, default=0, help="CelebA identities kept out (dev)")
-    parser.add_argument("--name", default="magface", help="weights name in weights/")
-    parser.add_argument("--no-save", action="store_true", help="do not write weights")
-    for field in dataclasses.fields(MagFaceConfig):  # --epochs, --lambda-g, ... override
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default))
-    return parser.parse_args()
-
-
 def main() -> None:
-    args = parse_args()
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(MagFaceConfig)
-                 if getattr(args, f.name) is not None}
-    config = dataclasses.replace(CONFIGS[args.config], **overrides)
+    parser = config_parser(__doc__, CONFIGS, "magface")
+    parser.add_argument("--holdout", type=int, default=0, help="CelebA identities kept out (dev)")
+    args = parser.parse_args()
+    config = chosen_config(args, CONFIGS)
     device = resolve_device(args.device)
     faces = load_faces(training_images(args.data))
     train = ~np.isin(faces.labels, celeba_holdout(faces, args.holdout, config.seed))
@@ -142,9 +126,6 @@ def write_log(history: list[dict], config: MagFaceConfig, suffix: str) -> None:
 
 
 def save(net, args, config: MagFaceConfig, faces, history: list[dict]) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip()
-    last = {k: round(v, 4) for k, v in history[-1].items() if isinstance(v, float)}
     trained = net if config.backbone_lr > 0 else net.head  # a frozen backbone stays dlib's file
     prefix = "" if config.backbone_lr > 0 else "head."
     save_weights(
@@ -154,8 +135,8 @@ def save(net, args, config: MagFaceConfig, faces, history: list[dict]) -> None:
         made_by=" ".join(["python scripts/train_magface.py", *sys.argv[1:]]),
         notes=json.dumps({"data": f"{len(faces)} faces, {len(faces.identities)} identities "
                                   "(CelebA + LFW outside View 2)",
-                          "config": dataclasses.asdict(config), "commit": commit,
-                          "final_epoch": last}),
+                          "config": dataclasses.asdict(config),
+                          **run_facts(history, ROOT)}),
     )
     load_weights(args.name)  # checks the file against the manifest
     print(f"wrote weights/{args.name}.safetensors")

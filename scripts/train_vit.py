@@ -15,17 +15,16 @@ Writes the epoch log to benchmarks/results/vit_training_<config>.json and a plot
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from fiqa.device import resolve_device
 from fiqa.recognizers.face_vit import save_face_vit
-from fiqa.training.data import DEFAULT_DATA, load_faces, training_images
+from fiqa.training.data import load_faces, training_images
 from fiqa.training.face_vit import ViTConfig, distill, teacher_embeddings
+from fiqa.training.runs import chosen_config, config_parser, run_facts
 from fiqa.weights import load_weights, record_weights, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,25 +36,9 @@ CONFIGS = {
 }
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n", 2)[2])
-    parser.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--name", default="face_vit", help="weights name in weights/")
-    parser.add_argument("--no-save", action="store_true", help="do not write weights")
-    for field in dataclasses.fields(ViTConfig):  # --epochs, --dim, ... override
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default))
-    return parser.parse_args()
-
-
 def main() -> None:
-    args = parse_args()
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(ViTConfig)
-                 if getattr(args, f.name) is not None}
-    config = dataclasses.replace(CONFIGS[args.config], **overrides)
+    args = config_parser(__doc__, CONFIGS, "face_vit").parse_args()
+    config = chosen_config(args, CONFIGS)
     device = resolve_device(args.device)
     faces = load_faces(training_images(args.data, min_images=1))
     print(f"{len(faces)} faces of {len(faces.identities)} identities; {config}", flush=True)
@@ -87,9 +70,6 @@ def write_log(history: list[dict], config: ViTConfig, suffix: str) -> None:
 
 
 def save(student, args, config: ViTConfig, faces: int, history: list[dict]) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip()
-    last = {k: round(v, 4) for k, v in history[-1].items() if isinstance(v, float)}
     target = save_face_vit(student, weights_dir() / f"{args.name}.safetensors")
     record_weights(
         args.name, target,
@@ -97,8 +77,8 @@ def save(student, args, config: ViTConfig, faces: int, history: list[dict]) -> N
         licence="ours; trained on CelebA and LFW (published for non-commercial research)",
         made_by=" ".join(["python scripts/train_vit.py", *sys.argv[1:]]),
         notes=json.dumps({"data": f"{faces} faces (CelebA + LFW outside View 2)",
-                          "config": dataclasses.asdict(config), "commit": commit,
-                          "final_epoch": last}),
+                          "config": dataclasses.asdict(config),
+                          **run_facts(history, ROOT)}),
     )
     load_weights(args.name)  # checks the file against the manifest
     print(f"wrote weights/{args.name}.safetensors")
