@@ -18,6 +18,7 @@ import fiqa
 from fiqa import Scorer
 from fiqa.cli import app
 from fiqa.estimators.attention import AttentionQuality
+from fiqa.evaluation.features import _options, model_id
 from fiqa.evaluation.report import cosine
 from fiqa.explain import explain_images, overlay
 from fiqa.recognizers import recognizer
@@ -60,6 +61,10 @@ def test_a_users_own_vit_round_trips_and_scores(tmp_path, lfw_faceset):
     np.testing.assert_allclose(estimator.score(crops), maps.mean((1, 2)), rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="expects N×3×96×96"):
         estimator.explain(lfw_faceset.crops(np.arange(1), CROP_SPEC))
+    other = FaceViT(dataclasses.replace(TINY, size=96))  # same shape, other weights
+    cache_ids = {model_id(e.name, e.provenance(), _options(e))
+                 for e in (estimator, AttentionQuality("cpu", model=other))}
+    assert len(cache_ids) == 2  # the feature cache keeps their scores apart
     save_file({"w": torch.zeros(1)}, tmp_path / "bare.safetensors")
     with pytest.raises(ValueError, match="vit_shape"):
         load_face_vit(tmp_path / "bare.safetensors")

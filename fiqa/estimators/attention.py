@@ -9,6 +9,7 @@ is poor (:meth:`AttentionQuality.explain`, ``fiqa explain``).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,8 +46,11 @@ class AttentionQuality(QualityEstimator):
         super().__init__(device)
         if model is None:
             model = load_face_vit(weights_path("face_vit"))
-        elif not isinstance(model, FaceViT):
-            model = load_face_vit(model)
+        else:  # not ours: the evaluation cache tells models apart by this
+            model = model if isinstance(model, FaceViT) else load_face_vit(model)
+            self.fingerprint = hashlib.sha256(b"".join(
+                value.detach().cpu().numpy().tobytes() for value in model.state_dict().values()
+            )).hexdigest()
         self.model = model.to(self.device).eval()
         if model.shape.size != CROP_SPEC.size:
             self.crop_spec = replace(CROP_SPEC, size=model.shape.size)
