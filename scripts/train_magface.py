@@ -33,7 +33,7 @@ from scipy.stats import spearmanr
 from fiqa.device import resolve_device
 from fiqa.training.data import celeba_holdout, load_faces, training_images
 from fiqa.training.magface import MagFaceConfig, cached_pooled_features, finetune, train_head
-from fiqa.training.runs import chosen_config, config_parser, run_facts
+from fiqa.training.runs import chosen_config, config_parser, run_facts, write_history
 from fiqa.weights import load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,10 +105,8 @@ def dev_report(net, features: torch.Tensor, labels: np.ndarray, severity: np.nda
 
 
 def write_log(history: list[dict], config: MagFaceConfig, suffix: str) -> None:
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    log = {"config": dataclasses.asdict(config), "history": history}
-    (results / f"magface_training{suffix}.json").write_text(json.dumps(log, indent=1) + "\n")
+    write_history(ROOT / "benchmarks" / "results" / f"magface_training{suffix}.json", config,
+                  history)
     import matplotlib
 
     matplotlib.use("Agg")

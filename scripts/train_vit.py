@@ -24,7 +24,7 @@ from fiqa.device import resolve_device
 from fiqa.recognizers.face_vit import save_face_vit
 from fiqa.training.data import load_faces, training_images
 from fiqa.training.face_vit import ViTConfig, distill, teacher_embeddings
-from fiqa.training.runs import chosen_config, config_parser, run_facts
+from fiqa.training.runs import chosen_config, config_parser, run_facts, write_history
 from fiqa.weights import load_weights, record_weights, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +52,8 @@ def main() -> None:
 
 
 def write_log(history: list[dict], config: ViTConfig, suffix: str) -> None:
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    log = {"config": dataclasses.asdict(config), "history": history}
-    (results / f"vit_training_{suffix}.json").write_text(json.dumps(log, indent=1) + "\n")
+    write_history(ROOT / "benchmarks" / "results" / f"vit_training_{suffix}.json", config,
+                  history)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,13 @@ def chosen_config(args: argparse.Namespace, configs: dict[str, Any]) -> Any:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
                  if getattr(args, f.name) is not None}
     return dataclasses.replace(config, **overrides)
+
+
+def write_history(path: Path, config: Any, history: list[dict]) -> None:
+    """The run's configuration and epoch log as JSON at ``path`` (folders made as needed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = {"config": dataclasses.asdict(config), "history": history}
+    path.write_text(json.dumps(log, indent=1) + "\n")
 
 
 def run_facts(history: list[dict], root: Path) -> dict:
