@@ -1,16 +1,17 @@
-"""ATTN-FIQA and our face ViT: teacher agreement, score range, heatmap figure and speed.
+"""ATTN-FIQA and our face ViT: teacher agreement, score range and heatmap figure.
 
-    python benchmarks/attention.py [agreement] [range] [figure] [speed] [--device auto]
+    python benchmarks/attention.py [agreement] [range] [figure] [--device auto]
 
 * agreement: on the LFW View 2 pair images (never trained on), the cosine between the student's
   embedding and dlib's unit embedding centred on the training mean (what the student learned),
   beside the centred cosine of dlib's own genuine and impostor pairs for scale.
-* range: attention scores of 2,000 training views rendered as in training (jittered, degraded,
-  30 % clean): the 1st and 99th percentiles are the estimator's 0–100 range.
+* range: attention scores of 2,000 training views rendered as in training (jittered, half of them
+  degraded): the 1st and 99th percentiles are the estimator's 0–100 range.
 * figure: docs/img/attention_heatmaps.png, the four best and four worst of 400 View 2 images
   by attention score, and one good face under four degradations, each with its per-patch map;
   and the Spearman correlation of the score with the face region's mean brightness.
-* speed: faces per second of the ``attention`` estimator and of the ``vit`` recognizer.
+
+Throughput: ``python benchmarks/speed.py --recognizers vit --estimators attention``.
 
 Writes benchmarks/results/attention.json (sections merge across runs).
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,6 @@ from fiqa.device import resolve_device
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column
 from fiqa.explain import explain_images, overlay
 from fiqa.pipeline import Scorer
-from fiqa.recognizers import recognizer
 from fiqa.recognizers.face_vit import CROP_SPEC
 from fiqa.training.data import load_faces, training_images
 from fiqa.training.degrade import degrade
@@ -45,13 +45,19 @@ LFW = ROOT.parent / "shared" / "data" / "lfw"
 TRAIN_CACHE = ROOT / ".fiqa-cache" / "train"
 
 
+@cache
+def training_faces():
+    """The student's training faces, decoded once per run."""
+    return load_faces(training_images(min_images=1))
+
+
 def agreement(device: torch.device) -> dict:
     pairs = read_lfw_pairs(LFW / "pairs.txt", LFW / "images")
     paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
     with Progress() as progress:
         columns, _ = compute_features(paths, Scorer((), ["dlib", "vit"], device=device),
                                       FeatureCache(ROOT / ".fiqa-cache"), progress)
-    faces = load_faces(training_images(min_images=1))
+    faces = training_faces()
     centre = teacher_embeddings(faces, ViTConfig().teacher, device, TRAIN_CACHE).mean(0).numpy()
     found = ~np.isnan(columns[embedding_column("vit")][:, 0])
     dlib = columns[embedding_column("dlib")][found]
@@ -71,7 +77,7 @@ def agreement(device: torch.device) -> dict:
 
 
 def score_range(device: torch.device) -> dict:
-    faces = load_faces(training_images(min_images=1))
+    faces = training_faces()
     estimator = fiqa.create("attention", device=device)
     rng = np.random.default_rng(1)
     index = rng.choice(len(faces), size=2000, replace=False)
@@ -125,20 +131,6 @@ def figure(device: torch.device) -> dict:
             "worst": [[Path(i.path).name, round(i.score, 4)] for i in worst]}
 
 
-def speed(device: torch.device) -> dict:
-    crops = torch.randint(0, 256, (256, 3, 112, 112), dtype=torch.uint8)
-    estimator = fiqa.create("attention", device=device)
-    student = recognizer("vit", device=device)
-    timings = {}
-    for name, run in (("attention", estimator.score), ("vit", student.embed)):
-        run(crops[:64])  # warm-up
-        start = time.perf_counter()
-        for part in crops.split(64):
-            run(part)
-        timings[f"{name}_faces_per_s"] = round(len(crops) / (time.perf_counter() - start), 1)
-    return {"device": str(device), "threads": torch.get_num_threads(), "batch": 64, **timings}
-
-
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
@@ -148,7 +140,7 @@ def _summary(values: np.ndarray) -> dict:
             "p05": float(np.percentile(values, 5)), "count": len(values)}
 
 
-SECTIONS = {"agreement": agreement, "range": score_range, "figure": figure, "speed": speed}
+SECTIONS = {"agreement": agreement, "range": score_range, "figure": figure}
 
 
 def main() -> None:

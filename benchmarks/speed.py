@@ -1,7 +1,9 @@
-"""Throughput, batch sizes swept: faces/s of detection + alignment + baseline, embeddings/s.
+"""Throughput, batch sizes swept: faces/s of detection + alignment + baseline, embeddings/s,
+and scores/s of chosen estimators on aligned crops.
 
     python benchmarks/speed.py [--device cpu|cuda] [--images 256] [--batch-sizes 1,8,32,64]
                                [--recognizers dlib,faceres] [--precisions fp32,fp16,bf16]
+                               [--estimators attention,magface]
 
 Images are decoded (and, for recognizers, aligned) beforehand, so the figures are compute only;
 `fiqa score` decodes in parallel threads. Writes benchmarks/results/speed_<device>.json.
@@ -47,13 +49,15 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="1,8,32,64")
     parser.add_argument("--recognizers", default="dlib,faceres")
     parser.add_argument("--precisions", default="fp32")
+    parser.add_argument("--estimators", default="", help="also time these on aligned crops")
     args = parser.parse_args()
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     paths = sorted((args.lfw / "images").rglob("*.jpg"))[::13][: args.images]
     images = [fiqa.read_image(p) for p in paths]
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "hardware": torch.cuda.get_device_name() if args.device.startswith("cuda")
-              else platform.processor() or platform.machine(), "score": [], "embed": {}}
+              else platform.processor() or platform.machine(), "score": [], "embed": {},
+              "measure": {}}
 
     for batch_size in batch_sizes:  # detection + alignment + baseline, per face
         scorer = fiqa.Scorer(["baseline"], device=args.device, batch_size=batch_size)
@@ -63,7 +67,8 @@ def main() -> None:
         print("score", result)
 
     scorer = fiqa.Scorer((), device=args.device)
-    points = [p for _, p in scorer.locate(images)]
+    located = scorer.locate(images)
+    points, faces = [p for _, p in located], fiqa.Faces.concat([f for f, _ in located])
     for name in args.recognizers.split(","):
         for precision in args.precisions.split(","):
             model = recognizer(name, device=args.device, precision=precision)
@@ -73,6 +78,14 @@ def main() -> None:
                               batch_size, args.device)
                 report["embed"].setdefault(f"{name} {precision}", []).append(result)
                 print(name, precision, result)
+    for name in filter(None, args.estimators.split(",")):
+        estimator = fiqa.create(name, device=args.device)
+        crops = scorer.crops(images, points, estimator.crop_spec)
+        for batch_size in batch_sizes:
+            result = rate(lambda a, b, e=estimator, c=crops: len(e.score(c[a:b], faces[a:b])),
+                          len(crops), batch_size, args.device)
+            report["measure"].setdefault(name, []).append(result)
+            print(name, result)
     out = ROOT / "benchmarks" / "results" / f"speed_{args.device.split(':')[0]}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
 
