@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -24,14 +24,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from . import estimators, recognizers
+from . import __version__, estimators, recognizers
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, expand_inputs
 from .pipeline import Scorer
-from .results import ResultTable
+from .results import OutputLocked, ResultTable
 from .weights import manifest
 
 app = typer.Typer(
-    help="Face image quality assessment: score how useful each face is for recognition.",
+    help="Face image quality assessment: score how useful each face is for recognition.\n\n"
+    "Exit codes: 0 done; 1 nothing to show (no face scored, no match, no probe compared, no "
+    "image enrolled); 2 a usage or input error (bad option, missing file, output in use), "
+    "or for `verify` a rejected comparison.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -53,9 +56,22 @@ Resume = Annotated[bool, typer.Option(
     help="Continue an interrupted run: keep OUTPUT's rows and skip their images.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")]
 MaxSide = Annotated[int, typer.Option(
-    help="Larger images are reduced to this side before detection.")]
+    min=64, help="Larger images are reduced to this side before detection.")]
 MaxPixels = Annotated[int, typer.Option(
-    help="Refuse images with more pixels (decompression-bomb guard).")]
+    min=1, help="Refuse images with more pixels (decompression-bomb guard).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"fiqa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print fiqa's version and exit.")
+         ] = False) -> None:
+    """Face image quality assessment: score how useful each face is for recognition."""
 
 
 @app.command()
@@ -132,8 +148,7 @@ def embed(
     """
     names = _names(recognizer)
     if output.suffix.lower() == ".npy" and len(names) != 1:
-        console.print("[red]error:[/red] an .npy output holds one recognizer's embeddings")
-        raise typer.Exit(2)
+        _fail("an .npy output holds one recognizer's embeddings")
     _run(inputs, output, resume, overwrite, workers, "embedding", lambda: Scorer(
         (), [recognizers.recognizer(name, device, precision) for name in names], device,
         batch_size, aligned, all_faces, max_side, max_pixels))
@@ -197,15 +212,23 @@ def evaluate(
             pairs = protocols.pair_lists(*protocol.split(",", 1))
         else:
             pairs = protocols.lfw_pairs(protocol, data)
+        pairs, missing, dropped = protocols.existing(pairs)
         scorer = Scorer(estimator_names, recognizer_names, device, batch_size)
-    except (FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+        feature_cache = FeatureCache(cache)
+    except (OSError, ValueError) as error:
+        _fail(error)
+    about = {"data": str(data), "protocol": protocol}
+    if missing:
+        about.update(missing_images=len(missing), comparisons_without_image=dropped)
+        warn(f"{dropped} comparisons left out: "
+                      f"{len(missing)} listed images do not exist (e.g. {missing[0]})")
     paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
     console.print(f"{len(pairs)} comparisons ({int(pairs['same'].sum())} genuine) "
                   f"over {len(paths)} images")
     with _progress() as progress:
-        features, stats = compute_features(paths, scorer, FeatureCache(cache), progress)
+        features, stats = compute_features(paths, scorer, feature_cache, progress)
+    for warning in feature_cache.warnings:
+        warn(warning)
     hits = sum(s["hits"] for s in stats.values())
     total = hits + sum(s["misses"] for s in stats.values())
     console.print(f"cache: {hits} of {total} image×model results reused "
@@ -213,8 +236,8 @@ def evaluate(
     result = run_evaluation(pairs, features, paths, estimator_names, recognizer_names,
                             None if fnmr is not None else fmr, fnmr, limit, bootstrap, seed)
     rule = f"starting FNMR {fnmr:g}" if fnmr is not None else f"FMR {fmr:g}"
-    write(result, output, {"data": str(data), "protocol": protocol, "threshold_rule": rule,
-                           "limit": limit, "bootstrap": bootstrap, "seed": seed}, limit)
+    write(result, output, {**about, "threshold_rule": rule, "limit": limit,
+                           "bootstrap": bootstrap, "seed": seed}, limit)
     table = Table(title=f"pAUC of FNMR-EDC over [0, {limit:g}], threshold at {rule}",
                   title_justify="left")
     for column in ("recognizer", "estimator", "pAUC [95% CI]", "random", "oracle", "normalised"):
@@ -226,7 +249,7 @@ def evaluate(
                       f"{r['pauc_normalized']:.3f}")
     Console().print(table)
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        warn(warning)
     console.print(f"report → {output}/")
 
 
@@ -266,9 +289,8 @@ def verify(
     try:
         result = Verifier(recognizer, method, min_quality, threshold, device).verify(image_a,
                                                                                        image_b)
-    except (KeyError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    except (OSError, KeyError, ValueError) as error:
+        _fail(error)
     colour = {"match": "green", "no match": "yellow", "rejected": "red"}[result.decision]
     out = Console()
     out.print(f"[bold {colour}]{result.decision}[/bold {colour}]  {result.reason}")
@@ -340,23 +362,34 @@ def enroll(
                               DEFAULT_FLOOR if floor is None else floor)
         people = identity_folders(folder)
         encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size)
-    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    except (OSError, KeyError, ValueError) as error:
+        _fail(error)
+    empty = sorted(sub.name for sub in folder.iterdir() if sub.is_dir() and sub.name not in people)
+    if empty:
+        warn(f"{len(empty)} sub-folder(s) without images, "
+                      f"skipped: {', '.join(empty)}")
+    before = len(gallery)
     with _progress() as progress:
         task = progress.add_task("enrolling", total=sum(map(len, people.values())))
         report = enroll(gallery, people, encoder, lambda n: progress.advance(task, n))
-    gallery.save(target)
-    report_path = target.with_name(target.name + ".report.csv")
-    report.to_csv(report_path, mode="a" if gallery_file and report_path.exists() else "w",
-                  header=not (gallery_file and report_path.exists()), index=False)
     statuses = report["status"].str.split(":").str[0].value_counts()
     console.print(f"{len(people)} identities, {len(report)} images: "
                   + ", ".join(f"{status} {count}" for status, count in statuses.items()))
     missing = sorted(set(people) - set(gallery.identities))
     if missing:
-        console.print(f"[yellow]warning:[/yellow] no usable image, not enrolled: "
+        warn(f"no usable image, not enrolled: "
                       f"{', '.join(missing)}")
+    if not (report["status"] == "enrolled").any():
+        console.print(f"[red]nothing enrolled[/red]: no image of {folder} passed (see the "
+                      f"statuses above); {target} was not {'changed' if before else 'written'}")
+        raise typer.Exit(1)
+    try:
+        gallery.save(target)
+        report_path = target.with_name(target.name + ".report.csv")
+        report.to_csv(report_path, mode="a" if gallery_file and report_path.exists() else "w",
+                      header=not (gallery_file and report_path.exists()), index=False)
+    except OSError as error:
+        _fail(error)
     console.print(f"gallery ({len(gallery)} identities, {gallery.recognizer}, "
                   f"{gallery.estimator} {gallery.weighting}, floor {gallery.floor:g}) → {target}; "
                   f"report → {report_path}")
@@ -394,22 +427,24 @@ def identify(
         paths = expand_inputs(probes)
         gallery = Gallery.load(gallery_file)
         encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size)
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    except (OSError, KeyError, ValueError) as error:
+        _fail(error)
     samples = encoder.encode(paths)
     result = rank(gallery, [str(p) for p in paths], samples, k, min_quality)
     if output is not None:
-        result.to_csv(output, index=False)
+        try:
+            result.to_csv(output, index=False)
+        except OSError as error:
+            _fail(error)
     table = Table(title=f"candidates ({len(gallery)} identities, {gallery.recognizer})",
                   title_justify="left")
     for column in result.columns:
         table.add_column(column)
     for row in result.itertuples(index=False):
         table.add_row(row.probe, row.status, f"{row.quality:.0f}",
-                      "" if math.isnan(row.rank) else f"{row.rank:.0f}",
+                      "" if pd.isna(row.rank) else str(row.rank),
                       row.identity if isinstance(row.identity, str) else "",
-                      "" if math.isnan(row.similarity) else f"{row.similarity:.4f}")
+                      "" if pd.isna(row.similarity) else f"{row.similarity:.4f}")
     Console().print(table)
     if output is not None:
         console.print(f"candidates → {output}")
@@ -450,9 +485,8 @@ def explain(
         estimator = estimators.create(method, device)
         explanations = explain_images(paths, estimator)
         output.mkdir(parents=True, exist_ok=True)
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    except (OSError, KeyError, ValueError) as error:
+        _fail(error)
     rows, used = [], set()
     with open(output / "explanations.csv", "w", newline="") as file, _progress() as progress:
         writer = csv.DictWriter(file, fieldnames=["path", "status", "score", "quality", "png"])
@@ -483,9 +517,20 @@ def explain(
         raise typer.Exit(1)
 
 
+def _fail(error: Exception | str) -> NoReturn:
+    """A usage or input problem: one unwrapped ``error:`` line, exit code 2."""
+    console.print(Text("error: ", style="red") + Text(str(error)), soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def warn(message: str) -> None:
+    """One unwrapped ``warning:`` line; the run goes on."""
+    console.print(Text("warning: ", style="yellow") + Text(message), soft_wrap=True)
+
+
 def _names(text: str) -> list[str]:
-    """Comma-separated model names → list, blanks dropped."""
-    return [name.strip() for name in text.split(",") if name.strip()]
+    """Comma-separated model names → list, blanks and repeats dropped."""
+    return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
 def _run(inputs: list[str], output: Path, resume: bool, overwrite: bool, workers: int,
@@ -495,9 +540,8 @@ def _run(inputs: list[str], output: Path, resume: bool, overwrite: bool, workers
         paths = expand_inputs(inputs)
         scorer = make_scorer()
         table = ResultTable(output, scorer.columns, resume=resume, overwrite=overwrite)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    except (OSError, OutputLocked, ValueError) as error:
+        _fail(error)
     todo = [path for path in paths if str(path) not in table.finished]
     if table.finished:
         console.print(f"resuming: {len(paths) - len(todo)} of {len(paths)} images already done")
@@ -519,33 +563,37 @@ def _run(inputs: list[str], output: Path, resume: bool, overwrite: bool, workers
 
 @app.command("list")
 def list_models() -> None:
-    """Show the estimators, recognizers and weights, with provenance and licence."""
-    estimator_table = Table(title="Estimators", title_justify="left")
-    for column in ("name", "what it measures", "raw range", "needs", "weights"):
-        estimator_table.add_column(column)
+    """Show the estimators, recognizers and weights, with provenance and licence.
+
+    Weights are shown with the first 16 hex digits of their sha256; the whole digests, the
+    commands that made the files and notes are in weights/manifest.json.
+    """
+    estimator_rows = []
     for name in estimators.list_estimators():
         cls = estimators.estimator_class(name)
         low, high = cls.score_range
-        estimator_table.add_row(name, cls.description, f"{low:g} – {high:g}",
-                                ", ".join(sorted(cls.needs)) or "-",
-                                ", ".join(cls.weights) or "none")
-    recognizer_table = Table(title="Recognizers", title_justify="left")
-    for column in ("name", "model", "embedding", "crop", "weights"):
-        recognizer_table.add_column(column)
+        estimator_rows.append((name, cls.description, [
+            f"raw {low:g} – {high:g}", "needs " + (", ".join(sorted(cls.needs)) or "crops only"),
+            "weights " + (", ".join(cls.weights) or "none")]))
+    recognizer_rows = []
     for name in recognizers.list_recognizers():
         cls = recognizers.recognizer_class(name)
         spec = cls.crop_spec
-        crop = f"{spec.size}×{spec.size} {spec.channels}" + (
+        crop = f"crop {spec.size}×{spec.size} {spec.channels}" + (
             f", padding {spec.padding:g}" if spec.padding else "")
-        recognizer_table.add_row(name, cls.description, f"{cls.dim}-d", crop,
-                                 ", ".join(cls.weights))
-    weight_table = Table(title="Weights (weights/manifest.json)", title_justify="left")
-    for column in ("name", "file", "source", "licence"):
-        weight_table.add_column(column)
-    for name, entry in manifest().items():
-        weight_table.add_row(name, entry["file"], entry["source"], entry["licence"])
+        recognizer_rows.append((name, cls.description, [f"{cls.dim}-d", crop,
+                                                        "weights " + ", ".join(cls.weights)]))
+    weight_rows = [(name, entry["source"], [entry["licence"], entry["file"],
+                                            f"sha256 {entry['sha256'][:16]}"])
+                   for name, entry in manifest().items()]
     out = Console()
-    for table in (estimator_table, recognizer_table, weight_table):
+    for title, rows in (("Estimators", estimator_rows), ("Recognizers", recognizer_rows),
+                        ("Weights (weights/manifest.json)", weight_rows)):
+        table = Table(title=title, title_justify="left", show_header=False, show_lines=True)
+        table.add_column("name", no_wrap=True, style="bold")
+        table.add_column("details", ratio=1, overflow="fold")
+        for name, text, facts in rows:
+            table.add_row(name, Text(text + "\n") + Text(" · ".join(facts), style="dim"))
         out.print(table)
 
 
@@ -557,11 +605,13 @@ def _progress() -> Progress:
 
 
 class _RateColumn(ProgressColumn):
-    """Images per second, from rich's own speed estimate."""
+    """Images per second over the whole task so far (done / elapsed)."""
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} img/s" if speed else "– img/s", style="cyan")
+        elapsed = task.finished_time if task.finished else task.elapsed
+        if not elapsed or not task.completed:
+            return Text("– img/s", style="cyan")
+        return Text(f"{task.completed / elapsed:.1f} img/s", style="cyan")
 
 
 def _summary(results, statuses: Counter, images: int, elapsed: float, output: Path) -> None:

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import torch
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"`` → CUDA when available, else CPU; ``cpu``, ``cuda``, ``cuda:N`` or ``mps``
+    otherwise. ValueError for any other name and for a device torch cannot see."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    if resolved is None or resolved.type not in DEVICE_TYPES:
+        raise ValueError(f"unknown device {str(device)!r}: use auto, cpu, cuda, cuda:N or mps")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {resolved} does not exist: torch sees "
+                         f"{torch.cuda.device_count()} CUDA GPU(s)")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but torch sees no Apple GPU; use --device cpu")
     return resolved

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -12,26 +12,32 @@ class Faces:
     """N faces, all in original image pixels.
 
     boxes: N×4 (x1, y1, x2, y2); scores: N detection scores in [0, 1] (NaN for ``--aligned``
-    inputs); landmarks: N×5×2 (x, y), image-left eye first; image_sizes: N×2 (height, width).
+    inputs); landmarks: N×5×2 (x, y): the subject's right eye, left eye, nose, right and left
+    mouth corners (image-left first in an upright face); image_sizes: N×2 (height, width);
+    rotations: N clockwise in-plane turns of the face in degrees (0, 90, 180, 270) that
+    detection undid (see :mod:`fiqa.orientation`), zeros by default.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     landmarks: np.ndarray
     image_sizes: np.ndarray
+    rotations: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.rotations is None:
+            self.rotations = np.zeros(len(self.scores))
 
     def __len__(self) -> int:
         return len(self.scores)
 
     def __getitem__(self, index: slice | np.ndarray) -> Faces:
-        return Faces(
-            self.boxes[index], self.scores[index], self.landmarks[index], self.image_sizes[index]
-        )
+        return Faces(*(getattr(self, f.name)[index] for f in fields(self)))
 
     @staticmethod
     def concat(parts: list[Faces]) -> Faces:
         """One Faces from many (an empty list gives zero faces)."""
         if not parts:
             return Faces(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)), np.zeros((0, 2)))
-        fields = ("boxes", "scores", "landmarks", "image_sizes")
-        return Faces(*(np.concatenate([getattr(p, field) for p in parts]) for field in fields))
+        return Faces(*(np.concatenate([getattr(p, f.name) for p in parts])
+                       for f in fields(Faces)))

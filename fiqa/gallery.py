@@ -192,24 +192,52 @@ class Gallery:
             raise ValueError(f"{path}: not a readable gallery ({error})") from None
         if header is None:
             raise ValueError(f"{path}: a safetensors file without fiqa gallery metadata")
-        meta = json.loads(header)
+        try:
+            meta = json.loads(header)
+        except json.JSONDecodeError:
+            raise ValueError(f"{path}: its gallery metadata is not JSON") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: its gallery metadata is not a JSON object")
         if meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{path}: gallery format version {meta.get('format_version')}, "
                              f"this fiqa reads version {FORMAT_VERSION}")
         if recognizer is not None and meta["recognizer"] != recognizer:
             raise ValueError(f"{path} was enrolled with recognizer {meta['recognizer']!r}, not "
                              f"{recognizer!r}: its templates cannot be compared")
-        gallery = cls(meta["recognizer"], meta["estimator"], meta["weighting"], meta["floor"])
-        if meta["recognizer_sha256"] != gallery.recognizer_sha256:
-            raise ValueError(f"{path} was enrolled with other {meta['recognizer']} weights than "
-                             "the installed ones: enroll again")
-        gallery.identities = list(meta["identities"])
-        gallery.sums, gallery.totals = tensors["sums"], tensors["totals"]
-        gallery.counts = tensors["counts"]
-        if "best" in tensors:
-            gallery.best, gallery.best_quality = tensors["best"], tensors["best_quality"]
-        gallery.created = {key: meta[key] for key in ("fiqa_version", "created", "updated")}
+        try:
+            gallery = cls(meta["recognizer"], meta["estimator"], meta["weighting"],
+                          meta["floor"])
+            if meta["recognizer_sha256"] != gallery.recognizer_sha256:
+                raise ValueError(f"{path} was enrolled with other {meta['recognizer']} weights "
+                                 "than the installed ones: enroll again")
+            gallery.identities = list(meta["identities"])
+            gallery.sums, gallery.totals = tensors["sums"], tensors["totals"]
+            gallery.counts = tensors["counts"]
+            if gallery.weighting.method == "topk":
+                gallery.best, gallery.best_quality = tensors["best"], tensors["best_quality"]
+            gallery.created = {key: str(meta[key]) for key in ("fiqa_version", "created",
+                                                               "updated")}
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"{path}: damaged gallery metadata or tensors (missing or wrong "
+                             f"{error})") from None
+        gallery._check(path)
         return gallery
+
+    def _check(self, path: str | Path) -> None:
+        """ValueError unless the loaded tensors and identities agree in count and width."""
+        n = len(self.identities)
+        if not all(isinstance(name, str) for name in self.identities) or \
+                len(set(self.identities)) != n:
+            raise ValueError(f"{path}: identity names must be distinct strings")
+        expected = {"sums": (n, self.dim), "totals": (n,), "counts": (n,)}
+        if self.weighting.method == "topk":
+            k = int(self.weighting.parameter)
+            expected.update(best=(n, k, self.dim), best_quality=(n, k))
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"{path}: {name} is {getattr(self, name).shape}, expected "
+                                 f"{shape} for {n} identities of {self.dim}-d "
+                                 f"{self.recognizer} templates: a damaged gallery")
 
 
 def enroll(gallery: Gallery, people: dict[str, Sequence[Path]], encoder: Encoder,
@@ -238,7 +266,8 @@ def enroll(gallery: Gallery, people: dict[str, Sequence[Path]], encoder: Encoder
 def identify(gallery: Gallery, probes: Sequence[str], samples: Sequence[Sample], k: int = 5,
              min_quality: float | None = None) -> pd.DataFrame:
     """Ranked candidates per probe: probe, status (``ok`` or why it was rejected), quality,
-    rank (1 = best), identity, similarity; a rejected probe gets one row without candidates."""
+    rank (1 = best, nullable integer), identity, similarity; a rejected probe gets one row
+    without candidates."""
     rows = []
     for probe, sample in zip(probes, samples, strict=True):
         reason = gate(sample, "probe", min_quality) if len(gallery) else "empty gallery"
@@ -250,8 +279,9 @@ def identify(gallery: Gallery, probes: Sequence[str], samples: Sequence[Sample],
         rows += [{"probe": probe, "status": "ok", "quality": sample.quality, "rank": rank + 1,
                   "identity": gallery.identities[i], "similarity": float(s)}
                  for rank, (i, s) in enumerate(zip(indices[0], similarity[0], strict=True))]
-    return pd.DataFrame(rows, columns=["probe", "status", "quality", "rank", "identity",
-                                       "similarity"])
+    table = pd.DataFrame(rows, columns=["probe", "status", "quality", "rank", "identity",
+                                        "similarity"])
+    return table.astype({"rank": "Int64", "quality": float, "similarity": float})
 
 
 def _now() -> str:

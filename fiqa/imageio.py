@@ -7,6 +7,8 @@ Failures raise :class:`ImageReadError` with a short reason, which the pipeline t
 from __future__ import annotations
 
 import glob
+import os
+import threading
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,7 +47,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     """Files, folders (recursive, image suffixes only), globs and .txt/.lst lists → paths.
 
     A named file is always kept (an unreadable one gets its status later); a list's relative
-    paths are relative to the list. Raises FileNotFoundError for an argument that matches nothing.
+    paths are relative to the list; a file reached twice is kept once, where first met. Raises
+    FileNotFoundError for an argument that matches nothing.
     """
     paths: list[Path] = []
     for item in map(str, inputs):
@@ -61,7 +64,12 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             paths += [Path(m) for m in matches if Path(m).is_file()]
         else:
             raise FileNotFoundError(f"no such file, folder or glob match: {item}")
-    return paths
+    return list({_identity(path): path for path in reversed(paths)}.values())[::-1]
+
+
+def _identity(path: Path) -> str:
+    """What makes two spellings of a path the same file: its absolute, normalised form."""
+    return os.path.normcase(os.path.abspath(path))
 
 
 def identity_folders(folder: str | Path) -> dict[str, list[Path]]:
@@ -82,17 +90,20 @@ def read_image(
     """Decode ``path`` to RGB uint8, honouring EXIF orientation.
 
     Grayscale, palette, alpha (composited on white), 16-bit and CMYK images become RGB. Images over
-    ``max_pixels`` are refused; images with a side over ``max_side`` are reduced to fit.
+    ``max_pixels`` are refused (that limit replaces Pillow's own); images with a side over
+    ``max_side`` are reduced to fit.
     """
+    if max_pixels < 1 or max_side < 1:
+        raise ValueError(f"max_pixels and max_side must be positive, got {max_pixels}, {max_side}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's bomb warning: our own limit decides
-            with Image.open(path) as image:
+            with _open_unlimited(path) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageReadError(
-                        f"image too large ({width}×{height} = {width * height / 1e6:.0f} MP "
-                        f"> {max_pixels / 1e6:.0f} MP limit)"
+                        f"image too large ({width}×{height} = {width * height / 1e6:.1f} MP "
+                        f"> the {max_pixels / 1e6:.1f} MP limit of --max-pixels)"
                     )
                 scale = min(1.0, max_side / max(width, height))
                 if scale < 1:  # JPEG decodes at 1/2, 1/4, 1/8 for free
@@ -110,11 +121,23 @@ def read_image(
         raise
     except FileNotFoundError:
         raise ImageReadError("file not found") from None
-    except Image.DecompressionBombError as error:
-        raise ImageReadError(f"image too large ({error})") from None
     except Exception as error:  # noqa: BLE001 - any decoder failure is a row status
         reason = str(error).split("\n")[0] or type(error).__name__
         raise ImageReadError(reason) from None
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+def _open_unlimited(path: str | Path) -> Image.Image:
+    """``Image.open`` without Pillow's decompression-bomb check (it only reads the header; the
+    caller applies its own ``max_pixels``). Pillow's global limit is restored at once."""
+    with _PILLOW_LIMIT:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

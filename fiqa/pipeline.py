@@ -20,10 +20,11 @@ from .device import resolve_device
 from .estimators import QualityEstimator, create
 from .faces import Faces
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, ImageReadError, LoadedImage, read_image
+from .orientation import detect_upright
 from .recognizers import Recognizer, recognizer
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-FACE_COLUMNS = ["path", "face", "status", "x1", "y1", "x2", "y2", "det_score"] + [
+FACE_COLUMNS = ["path", "face", "status", "x1", "y1", "x2", "y2", "det_score", "rotated"] + [
     f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"
 ]
 
@@ -136,9 +137,10 @@ class Scorer:
             return [{"path": path, "status": "no_face"}]
         rows = []
         for i in range(len(faces)):
-            row = {"path": path, "face": i, "status": "ok", "det_score": faces.scores[i]}
+            row = {"path": path, "face": i, "status": "ok", "det_score": faces.scores[i],
+                   "rotated": faces.rotations[i]}
             row.update(zip(("x1", "y1", "x2", "y2"), faces.boxes[i], strict=True))
-            row.update(zip(FACE_COLUMNS[8:], faces.landmarks[i].reshape(-1), strict=True))
+            row.update(zip(FACE_COLUMNS[9:], faces.landmarks[i].reshape(-1), strict=True))
             row.update({column: column_values[i] for column, column_values in values.items()})
             rows.append(row)
         return rows
@@ -146,11 +148,12 @@ class Scorer:
     def locate(self, images: Sequence[LoadedImage]) -> list[tuple[Faces, np.ndarray]]:
         """Per image: the chosen faces (original pixels) and their K×5×2 decoded-pixel landmarks."""
         if self.detector is None:
-            return [self._chosen(image, None) for image in images]
-        detections = self.detector.detect([image.pixels for image in images])
-        return [self._chosen(image, d) for image, d in zip(images, detections, strict=True)]
+            return [self._chosen(image, None, 0) for image in images]
+        found = detect_upright(self.detector.detect, [image.pixels for image in images])
+        return [self._chosen(image, d, turn) for image, (d, turn) in zip(images, found,
+                                                                          strict=True)]
 
-    def _chosen(self, image: LoadedImage, detections) -> tuple[Faces, np.ndarray]:
+    def _chosen(self, image: LoadedImage, detections, turn: int) -> tuple[Faces, np.ndarray]:
         height, width = image.pixels.shape[:2]
         if detections is None:  # an aligned crop: the default template, stretched to the image
             points = DEFAULT_CROP.landmarks()[None] * [width / DEFAULT_CROP.size,
@@ -162,7 +165,8 @@ class Scorer:
                 largest = np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
                 boxes, scores, points = boxes[[largest]], scores[[largest]], points[[largest]]
         sizes = np.tile(image.original_size, (len(boxes), 1))
-        faces = Faces(boxes / image.scale, scores, points / image.scale, sizes)
+        faces = Faces(boxes / image.scale, scores, points / image.scale, sizes,
+                      np.full(len(boxes), float(turn)))
         return faces, points
 
     def measure(self, images: Sequence[LoadedImage], faces: list[Faces],

@@ -1,7 +1,8 @@
 """Result tables written as they grow, so a killed run keeps its work and can resume.
 
-Rows go to a CSV file, one flush per image. A ``.parquet`` or ``.npy`` output is journaled as
-``<out>.partial.csv`` and converted when the run finishes.
+Rows go to a CSV file, one flush per image, floats at full precision. A ``.parquet`` or ``.npy``
+output is journaled as ``<out>.partial.csv`` and converted when the run finishes, with fixed
+column types (:func:`column_dtypes`). ``<out>.lock`` keeps two runs from writing one output.
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+TEXT_COLUMNS = ("path", "status")
+INTEGER_COLUMNS = ("face",)
 
 
 class ResultTable:
@@ -24,6 +29,7 @@ class ResultTable:
     resume: keep the rows already there and report their paths in :attr:`finished` (the last
     image of an interrupted file is dropped and redone, since its rows may be incomplete).
     overwrite: replace an existing output. Without either, an existing output is an error.
+    Another run writing the same output is an error (:class:`OutputLocked`) until it ends.
     """
 
     def __init__(self, path: str | Path, columns: list[str], resume: bool = False,
@@ -32,6 +38,19 @@ class ResultTable:
         self.kind = self.path.suffix.lower()
         if self.kind not in (".csv", ".parquet", ".npy"):
             raise ValueError(f"output must end in .csv, .parquet or .npy, got {self.path.name}")
+        if resume and overwrite:
+            raise ValueError("--resume and --overwrite exclude each other: continue the output "
+                             "or replace it")
+        self.lock = OutputLock(self.path)
+        try:
+            self._open(resume, overwrite)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, resume: bool, overwrite: bool) -> None:
+        """Continue the journal (resume) or start it with the header row."""
+        columns = self.columns
         self.journal = self.path if self.kind == ".csv" else \
             self.path.with_name(self.path.name + ".partial.csv")
         if self.kind != ".csv" and self.path.exists() and resume and not self.journal.exists():
@@ -50,19 +69,16 @@ class ResultTable:
 
     def _recover(self) -> set[str]:
         """Check the header, cut a torn tail and the last image's rows; return finished paths."""
-        with open(self.journal, newline="") as file:
-            header = next(csv.reader(file), [])
-        if header != self.columns:
+        data = self.journal.read_bytes()
+        rows, ends = complete_records(data)
+        if not rows or rows[0] != self.columns:
             raise ValueError(f"{self.journal} has other columns (other estimators?): use a new "
                              "output file, or the same estimators as the run that wrote it")
-        data = self.journal.read_bytes()
-        data = data[: data.rfind(b"\n") + 1]  # a line cut by the kill
-        lines = data.splitlines(keepends=True)
-        paths = [row[0] for row in csv.reader(io.StringIO(b"".join(lines[1:]).decode()))]
+        paths = [row[0] for row in rows[1:]]
         keep = len(paths)
         while keep and paths[keep - 1] == paths[-1]:
             keep -= 1
-        self.journal.write_bytes(b"".join(lines[: keep + 1]))
+        self.journal.write_bytes(data[: ends[keep]])
         return set(paths[:keep])
 
     def append(self, rows: list[dict]) -> None:
@@ -75,17 +91,94 @@ class ResultTable:
             file.write(buffer.getvalue())
 
     def close(self) -> pd.DataFrame:
-        """Finish the output (convert the journal if needed) and return the table."""
-        table = read_table(self.journal)
-        if self.kind == ".parquet":
-            table.to_parquet(self.path, index=False)
-        elif self.kind == ".npy":
-            vectors = _vector_columns(self.columns)
-            np.save(self.path, table[vectors].to_numpy(np.float32))
-            table.drop(columns=vectors).to_csv(_rows_path(self.path), index=False)
-        if self.journal != self.path:
-            self.journal.unlink()
-        return table
+        """Finish the output (convert the journal if needed), release the lock, return the
+        table."""
+        try:
+            table = read_table(self.journal)
+            if self.kind == ".parquet":
+                table.to_parquet(self.path, index=False)
+            elif self.kind == ".npy":
+                vectors = _vector_columns(self.columns)
+                np.save(self.path, table[vectors].to_numpy(np.float32))
+                table.drop(columns=vectors).to_csv(_rows_path(self.path), index=False)
+            if self.journal != self.path:
+                self.journal.unlink()
+            return table
+        finally:
+            self.lock.release()
+
+
+class OutputLocked(Exception):
+    """Another process is writing the same output."""
+
+
+class OutputLock:
+    """An exclusive lock on ``<path>.lock`` (an OS file lock: it ends with its process, so a killed
+    run leaves nothing stale). Raises :class:`OutputLocked` if another process holds it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(path.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            self.file = open(self.path, "a+")  # noqa: SIM115 - held until release()
+            if not _try_lock(self.file):
+                self.file.close()
+                raise OutputLocked(f"{path} is being written by another fiqa run (lock "
+                                   f"{self.path}): wait for it, or choose another --output")
+            try:  # the holder before us may have removed the file: lock the one on disk
+                if os.stat(self.path).st_ino == os.fstat(self.file.fileno()).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            self.file.close()
+
+    def release(self) -> None:
+        """Remove the lock file and unlock (idempotent)."""
+        if not self.file.closed:
+            self.path.unlink(missing_ok=True)
+            self.file.close()
+
+
+def _try_lock(file) -> bool:
+    """A non-blocking exclusive lock on an open file: True when taken."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def complete_records(data: bytes) -> tuple[list[list[str]], list[int]]:
+    """The whole CSV records of ``data`` (fields may hold quoted newlines) and the byte offset
+    just past each (``ends[i]`` for record ``i``, the header being 0). A record torn by a kill
+    (unterminated, an open quote, missing fields) and everything after it are left out."""
+    lines = data.split(b"\n")[:-1]  # the last piece has no newline: torn or empty
+    ends: list[int] = []
+    consumed = 0
+
+    def feed():
+        nonlocal consumed
+        for line in lines:
+            consumed += len(line) + 1
+            yield line.decode("utf-8", errors="replace") + "\n"
+
+    rows: list[list[str]] = []
+    try:
+        for row in csv.reader(feed(), strict=True):
+            if rows and len(row) != len(rows[0]):
+                break
+            rows.append(row)
+            ends.append(consumed)
+    except csv.Error:
+        pass
+    return rows, ends
 
 
 def read_table(path: str | Path, vector_names: list[str] | None = None) -> pd.DataFrame:
@@ -101,7 +194,18 @@ def read_table(path: str | Path, vector_names: list[str] | None = None) -> pd.Da
         names = vector_names or [f"embedding.{i}" for i in range(vectors.shape[1])]
         return pd.concat([read_table(_rows_path(path)), pd.DataFrame(vectors, columns=names)],
                          axis=1)
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    with open(path, newline="") as file:
+        header = next(csv.reader(file), [])
+    return pd.read_csv(path, dtype=column_dtypes(header), keep_default_na=False, na_values=[""])
+
+
+def column_dtypes(columns: list[str]) -> dict[str, str]:
+    """The fixed type of each column of a fiqa table, whatever its values: ``str`` for path and
+    status, nullable ``Int64`` for the face index, ``float32`` for embeddings (``<model>.<i>``),
+    ``float64`` for everything else (scores, qualities, components, boxes, landmarks)."""
+    vectors = set(_vector_columns(columns))
+    return {column: "str" if column in TEXT_COLUMNS else "Int64" if column in INTEGER_COLUMNS
+            else "float32" if column in vectors else "float64" for column in columns}
 
 
 def _vector_columns(columns: list[str]) -> list[str]:
@@ -114,9 +218,12 @@ def _rows_path(npy: Path) -> Path:
 
 
 def _format(value) -> str:
-    """Cell text: empty for missing/NaN, 6 significant digits for floats."""
+    """Cell text: empty for missing/NaN; floats in the shortest form that reads back to the same
+    value of their own type (float32 stays float32-exact, float64 float64-exact)."""
     if value is None:
         return ""
     if isinstance(value, float | np.floating):
-        return "" if math.isnan(value) else f"{float(value):.6g}"
+        if math.isnan(value):
+            return ""
+        return str(value) if isinstance(value, np.float32 | np.float16) else repr(float(value))
     return str(value)

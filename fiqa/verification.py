@@ -16,20 +16,31 @@ def read_lfw_pairs(pairs_file: str | Path, images: str | Path | None = None) -> 
     """
     pairs_file = Path(pairs_file)
     images = Path(images) if images else pairs_file.parent / "images"
-    lines = pairs_file.read_text().split("\n")
-    folds, per_fold = map(int, lines[0].split())
+    try:
+        lines = pairs_file.read_text().split("\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{pairs_file}: not a text file") from None
+    head = lines[0].split()
+    if len(head) != 2 or not all(field.isdigit() and int(field) > 0 for field in head):
+        raise ValueError(f"{pairs_file}, line 1: expected 'FOLDS PAIRS_PER_FOLD' (LFW View 2: "
+                         f"'10 300'), got {lines[0].strip()[:60]!r}")
+    folds, per_fold = map(int, head)
 
     def path(name: str, number: str) -> str:
         return str(images / name / f"{name}_{int(number):04d}.jpg")
 
     rows = []
-    for index, line in enumerate(filter(None, (line.strip() for line in lines[1:]))):
+    numbered = [(n, line.strip()) for n, line in enumerate(lines[1:], 2) if line.strip()]
+    for index, (number, line) in enumerate(numbered):
         fields = line.split()
         fold = index // (2 * per_fold)
-        if len(fields) == 3:
+        if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
             rows.append((fold, path(fields[0], fields[1]), path(fields[0], fields[2]), True))
-        else:
+        elif len(fields) == 4 and fields[1].isdigit() and fields[3].isdigit():
             rows.append((fold, path(fields[0], fields[1]), path(fields[2], fields[3]), False))
+        else:
+            raise ValueError(f"{pairs_file}, line {number}: expected 'name i j' or "
+                             f"'name1 i name2 j', got {line[:60]!r}")
     if len(rows) != folds * 2 * per_fold:
         raise ValueError(f"{pairs_file}: expected {folds * 2 * per_fold} pairs, read {len(rows)}")
     return pd.DataFrame(rows, columns=["fold", "path_a", "path_b", "same"])

@@ -24,7 +24,9 @@ from ..imageio import ImageReadError, read_image
 from ..pipeline import Scorer
 from ..weights import provenance
 
-DETECTOR = "mtcnn-faces"  # cache entry: found, box (4), score, landmarks (10), image size (2)
+# Cache entry of the detector (faces turned upright, fiqa.orientation): found, box (4), score,
+# landmarks (10), image size (2).
+DETECTOR = "mtcnn-upright-faces"
 SAVE_EVERY_S = 60.0  # a killed run loses at most about this much work
 
 
@@ -43,15 +45,22 @@ class FeatureCache:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._tables: dict[str, dict[str, np.ndarray]] = {}
+        self.warnings: list[str] = []  # damaged files set aside, for the caller to show
 
     def table(self, model: str) -> dict[str, np.ndarray]:
-        """The cached values of ``model`` (loaded once)."""
+        """The cached values of ``model`` (loaded once). A damaged file is renamed
+        ``<model>.npz.corrupt``, noted in :attr:`warnings`, and its values computed again."""
         if model not in self._tables:
             path = self.folder / f"{model}.npz"
             table: dict[str, np.ndarray] = {}
             if path.is_file():
-                with np.load(path) as data:
-                    table = dict(zip(data["keys"].tolist(), data["values"], strict=True))
+                try:
+                    with np.load(path) as data:
+                        table = dict(zip(data["keys"].tolist(), data["values"], strict=True))
+                except Exception as error:  # noqa: BLE001 - any damage: recompute
+                    path.replace(path.with_name(path.name + ".corrupt"))
+                    self.warnings.append(f"cache file {path} was damaged ({type(error).__name__}"
+                                         f"): set aside as {path.name}.corrupt and recomputed")
             self._tables[model] = table
         return self._tables[model]
 

@@ -64,3 +64,16 @@ def folder_pairs(folder: str | Path, impostors: int = 100_000, seed: int = 0) ->
     impostor = [(paths[i], paths[j], False) for i, j in sorted(chosen)]
     pairs = pd.DataFrame(genuine + impostor, columns=["path_a", "path_b", "same"])
     return _with_identities(pairs)
+
+
+def existing(pairs: pd.DataFrame) -> tuple[pd.DataFrame, list[str], int]:
+    """The comparisons whose two images exist, the listed images that do not, and how many
+    comparisons they cost. ValueError when none of the listed images exists."""
+    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    missing = [path for path in paths if not Path(path).is_file()]
+    if paths and len(missing) == len(paths):
+        raise ValueError(f"none of the {len(paths)} images the protocol lists exists "
+                         f"(e.g. {missing[0]}): is the image folder right?")
+    gone = set(missing)
+    keep = ~(pairs["path_a"].isin(gone) | pairs["path_b"].isin(gone))
+    return pairs[keep].reset_index(drop=True), missing, int((~keep).sum())

@@ -155,8 +155,8 @@ def write(evaluation: Evaluation, folder: str, about: dict, limit: float = 0.2) 
     evaluation.curves.to_csv(out / "curves.csv", index=False)
     records = evaluation.summary.to_dict(orient="records")
     (out / "summary.json").write_text(json.dumps(
-        {"about": about, "results": records, "warnings": evaluation.warnings}, indent=2,
-        default=float) + "\n")
+        _strict({"about": about, "results": records, "warnings": evaluation.warnings}),
+        indent=2, allow_nan=False) + "\n")
     lines = [f"# FIQA evaluation: {about.get('protocol', '')}", "",
              f"EDC as in ISO/IEC 29794-1 (threshold fixed first: {about.get('threshold_rule')}), "
              f"pAUC over discard [0, {limit:g}] with stepwise interpolation; 95 % bootstrap "
@@ -177,3 +177,16 @@ def write(evaluation: Evaluation, folder: str, about: dict, limit: float = 0.2) 
         plot(evaluation, str(out / "edc.png"), limit)
     except ImportError:
         pass
+
+
+def _strict(value):
+    """``value`` made fit for strict JSON: NaN and infinities → None, numpy scalars → Python."""
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(item) for item in value]
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    return value
