@@ -81,7 +81,8 @@ class Block(nn.Module):
 
         With ``keep_logits`` the attention is computed explicitly (same result, more memory)."""
         n, t, dim = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(n, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(self.norm1(x)).view(n, t, 3, self.heads, dim // self.heads).permute(
+            2, 0, 3, 1, 4)
         logits = None
         if keep_logits:
             logits = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
