@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__, estimators, recognizers
+from .detectors import DEFAULT_DETECTOR
 from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, expand_inputs
 from .pipeline import Scorer
 from .results import OutputLocked, ResultTable
@@ -46,6 +47,8 @@ Inputs = Annotated[list[str], typer.Argument(
     help="Image files, folders (searched recursively), globs, or .txt/.lst files of paths.",
     show_default=False)]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")]
+Detector = Annotated[str, typer.Option(
+    help="Face detector: mtcnn or yunet (see docs/detection.md).")]
 BatchSize = Annotated[int, typer.Option(
     min=1, help="Images per detection batch and faces per model batch.")]
 Workers = Annotated[int, typer.Option(min=1, help="Threads decoding images.")]
@@ -91,6 +94,7 @@ def score(
     overwrite: Overwrite = False,
     max_side: MaxSide = DEFAULT_MAX_SIDE,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Score the quality of every face in INPUTS, one row per face.
 
@@ -108,7 +112,8 @@ def score(
       fiqa score photos/ -o scores.csv --resume      # after an interruption
     """
     _run(inputs, output, resume, overwrite, workers, "scoring", lambda: Scorer(
-        _names(methods), (), device, batch_size, aligned, all_faces, max_side, max_pixels))
+        _names(methods), (), device, batch_size, aligned, all_faces, max_side, max_pixels,
+        detector))
 
 
 @app.command()
@@ -133,6 +138,7 @@ def embed(
     overwrite: Overwrite = False,
     max_side: MaxSide = DEFAULT_MAX_SIDE,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Embed every face in INPUTS with recognition models, one row per face.
 
@@ -151,7 +157,7 @@ def embed(
         _fail("an .npy output holds one recognizer's embeddings")
     _run(inputs, output, resume, overwrite, workers, "embedding", lambda: Scorer(
         (), [recognizers.recognizer(name, device, precision) for name in names], device,
-        batch_size, aligned, all_faces, max_side, max_pixels))
+        batch_size, aligned, all_faces, max_side, max_pixels, detector))
 
 
 @app.command()
@@ -184,6 +190,7 @@ def evaluate(
     ] = Path("fiqa_report"),
     device: Device = "auto",
     batch_size: BatchSize = 32,
+    detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Error-versus-discard evaluation of estimators against recognizers (ISO/IEC 29794-1).
 
@@ -213,7 +220,8 @@ def evaluate(
         else:
             pairs = protocols.lfw_pairs(protocol, data)
         pairs, missing, dropped = protocols.existing(pairs)
-        scorer = Scorer(estimator_names, recognizer_names, device, batch_size)
+        scorer = Scorer(estimator_names, recognizer_names, device, batch_size,
+                        detector=detector)
         feature_cache = FeatureCache(cache)
     except (OSError, ValueError) as error:
         _fail(error)
@@ -271,6 +279,7 @@ def verify(
         help="Cosine similarity at or above which the faces match (default: the recognizer's, "
         "set at FMR 1e-3 on LFW).")] = None,
     device: Device = "auto",
+    detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Do two images show the same person? Compares their largest faces.
 
@@ -287,8 +296,8 @@ def verify(
     from .verify import Verifier
 
     try:
-        result = Verifier(recognizer, method, min_quality, threshold, device).verify(image_a,
-                                                                                       image_b)
+        verifier = Verifier(recognizer, method, min_quality, threshold, device, detector)
+        result = verifier.verify(image_a, image_b)
     except (OSError, KeyError, ValueError) as error:
         _fail(error)
     colour = {"match": "green", "no match": "yellow", "rejected": "red"}[result.decision]
@@ -323,6 +332,7 @@ def enroll(
     overwrite: Overwrite = False,
     device: Device = "auto",
     batch_size: BatchSize = 32,
+    detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Build (or extend) a gallery: one quality-weighted template per identity.
 
@@ -361,7 +371,7 @@ def enroll(
                               weighting or DEFAULT_WEIGHTING,
                               DEFAULT_FLOOR if floor is None else floor)
         people = identity_folders(folder)
-        encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size)
+        encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size, detector)
     except (OSError, KeyError, ValueError) as error:
         _fail(error)
     empty = sorted(sub.name for sub in folder.iterdir() if sub.is_dir() and sub.name not in people)
@@ -406,6 +416,7 @@ def identify(
         "--output", "-o", help="Also write the candidates to this CSV.")] = None,
     device: Device = "auto",
     batch_size: BatchSize = 32,
+    detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Who is it? Rank the gallery's identities for the largest face of each probe.
 
@@ -426,7 +437,7 @@ def identify(
     try:
         paths = expand_inputs(probes)
         gallery = Gallery.load(gallery_file)
-        encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size)
+        encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size, detector)
     except (OSError, KeyError, ValueError) as error:
         _fail(error)
     samples = encoder.encode(paths)
@@ -461,6 +472,7 @@ def explain(
         "--output", "-o", help="Folder for one PNG per image and explanations.csv.")
     ] = Path("explanations"),
     device: Device = "auto",
+    detector: Detector = DEFAULT_DETECTOR,
 ) -> None:
     """Where is each face poor? A per-patch heatmap over its aligned crop.
 
@@ -483,7 +495,7 @@ def explain(
     try:
         paths = expand_inputs(inputs)
         estimator = estimators.create(method, device)
-        explanations = explain_images(paths, estimator)
+        explanations = explain_images(paths, estimator, detector=detector)
         output.mkdir(parents=True, exist_ok=True)
     except (OSError, KeyError, ValueError) as error:
         _fail(error)

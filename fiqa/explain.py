@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .detectors import DEFAULT_DETECTOR
 from .estimators import create
 from .estimators.base import QualityEstimator
 from .imageio import ImageReadError, read_image
@@ -47,14 +48,15 @@ def explainable(estimator: QualityEstimator) -> bool:
 
 
 def explain_images(paths: Iterable[str | Path], estimator: str | QualityEstimator = "attention",
-                   device: str | torch.device = "auto") -> Iterator[Explanation]:
+                   device: str | torch.device = "auto", detector: str = DEFAULT_DETECTOR
+                   ) -> Iterator[Explanation]:
     """The largest face of each image with its score and map, lazily and in order; a bad input
     gets a status instead. ``list(explain_images(["a.jpg"]))[0].heatmap`` is the 14×14 map."""
     if isinstance(estimator, str):
         estimator = create(estimator, device)
     if not explainable(estimator):
         raise ValueError(f"{estimator.name} gives no per-patch map; explainable: attention")
-    scorer = Scorer(estimators=[estimator], device=estimator.device)
+    scorer = Scorer(estimators=[estimator], device=estimator.device, detector=detector)
     return (_explained(str(path), scorer, estimator) for path in paths)
 
 

@@ -97,6 +97,8 @@ class ONet(nn.Module):
 class MTCNN(nn.Module):
     """Three-stage cascade: P-Net proposals over a pyramid, R-Net, then O-Net with landmarks."""
 
+    trusted_score = 0.97  # upright LFW faces score ≥ 0.99; below it, an orientation retry
+
     def __init__(
         self,
         device: str | torch.device = "auto",

@@ -3,21 +3,25 @@
 Detectors are trained on upright faces. On a photo turned by 90°, 180° or 270° (without an EXIF
 tag saying so) MTCNN finds nothing or, worse, a face with confident but wrong landmarks laid out
 as if upright. So when the upright pass finds no face, or its best face has an implausible
-layout or a detection score below :data:`RETRY_BELOW`, the photo is detected again turned by
-90°, 180° and 270°, and the orientation whose best face scores highest (among plausible layouts)
-wins. Its boxes and landmarks are mapped back to the photo's own pixels, so alignment turns the
-face upright. Photos whose upright detection is confident cost nothing extra.
+layout or a detection score below the detector's ``trusted_score``, the photo is detected again
+turned by 90°, 180° and 270°, and the orientation whose best face scores highest (among
+plausible layouts) wins. Its boxes and landmarks are mapped back to the photo's own pixels, so
+alignment turns the face upright. Photos whose upright detection is confident cost nothing
+extra.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .mtcnn import Detections
 
-RETRY_BELOW = 0.97  # upright detection scores of clean LFW faces are ≥ 0.99
+if TYPE_CHECKING:
+    from .detectors import Detector
+
 MAX_ROLL = 45.0  # degrees: eye line steeper than this in the detector's frame is implausible
 
 
@@ -29,9 +33,10 @@ def plausible(landmarks: np.ndarray) -> np.ndarray:
     return (np.abs(roll) <= MAX_ROLL) & (eyes[:, 0] * down[:, 1] - eyes[:, 1] * down[:, 0] > 0)
 
 
-def confident(found: Detections) -> bool:
-    """Whether an upright detection needs no retry: a best face that is confident and plausible."""
-    return len(found.scores) > 0 and bool(found.scores[0] >= RETRY_BELOW) and \
+def confident(found: Detections, trusted_score: float) -> bool:
+    """Whether an upright detection needs no retry: a best face scoring at least
+    ``trusted_score`` with a plausible layout."""
+    return len(found.scores) > 0 and bool(found.scores[0] >= trusted_score) and \
         bool(plausible(found.landmarks[:1])[0])
 
 
@@ -45,18 +50,18 @@ def unrotate(points: np.ndarray, turns: int, height: int, width: int) -> np.ndar
     return points
 
 
-def detect_upright(detect: Callable[[list[np.ndarray]], list[Detections]],
-                   images: Sequence[np.ndarray]) -> list[tuple[Detections, int]]:
+def detect_upright(detector: Detector, images: Sequence[np.ndarray]
+                   ) -> list[tuple[Detections, int]]:
     """Per H×W×3 image: its detections in its own pixels and the clockwise turn of the face in
-    degrees (0, 90, 180 or 270) that was undone to find it; ``detect`` is a detector's batch
-    call (e.g. ``MTCNN.detect``)."""
-    results = [(found, 0) for found in detect(list(images))]
-    retry = [i for i, (found, _) in enumerate(results) if not confident(found)]
+    degrees (0, 90, 180 or 270) that was undone to find it."""
+    results = [(found, 0) for found in detector.detect(list(images))]
+    retry = [i for i, (found, _) in enumerate(results)
+             if not confident(found, detector.trusted_score)]
     if not retry:
         return results
     turned = [np.ascontiguousarray(np.rot90(images[i], turns)) for i in retry
               for turns in (1, 2, 3)]
-    candidates = detect(turned)
+    candidates = detector.detect(turned)
     for n, i in enumerate(retry):
         best, best_score = results[i], _best_score(results[i][0])
         height, width = images[i].shape[:2]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .crop import DEFAULT_CROP, CropSpec, align
+from .detectors import DEFAULT_DETECTOR, create_detector
 from .device import resolve_device
 from .estimators import QualityEstimator, create
 from .faces import Faces
@@ -38,6 +39,7 @@ class Scorer:
     batch_size: images per detection batch and faces per model batch.
     aligned: inputs are already crops aligned to the default 112×112 template (no detection).
     all_faces: score every detected face instead of the largest one.
+    detector: ``"mtcnn"`` or ``"yunet"`` (see :mod:`fiqa.detectors`).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class Scorer:
         all_faces: bool = False,
         max_side: int = DEFAULT_MAX_SIDE,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        detector: str = DEFAULT_DETECTOR,
     ) -> None:
         self.device = resolve_device(device)
         self.estimators = [e if isinstance(e, QualityEstimator) else create(e, self.device)
@@ -58,12 +61,8 @@ class Scorer:
                             for r in recognizers]
         self.batch_size, self.aligned, self.all_faces = batch_size, aligned, all_faces
         self.max_side, self.max_pixels = max_side, max_pixels
-        if aligned:
-            self.detector = None
-        else:
-            from .mtcnn import MTCNN
-
-            self.detector = MTCNN(device=self.device)
+        self.detector_name = detector
+        self.detector = None if aligned else create_detector(detector, self.device)
 
     @property
     def columns(self) -> list[str]:
@@ -149,7 +148,7 @@ class Scorer:
         """Per image: the chosen faces (original pixels) and their K×5×2 decoded-pixel landmarks."""
         if self.detector is None:
             return [self._chosen(image, None, 0) for image in images]
-        found = detect_upright(self.detector.detect, [image.pixels for image in images])
+        found = detect_upright(self.detector, [image.pixels for image in images])
         return [self._chosen(image, d, turn) for image, (d, turn) in zip(images, found,
                                                                           strict=True)]
 

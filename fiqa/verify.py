@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .detectors import DEFAULT_DETECTOR
 from .evaluation.edc import edc
 from .imageio import ImageReadError, LoadedImage, read_image
 from .pipeline import Scorer
@@ -49,8 +50,9 @@ class Encoder:
     """Images → one :class:`Sample` each, with one recognizer and one quality estimator."""
 
     def __init__(self, recognizer: str = "dlib", estimator: str = "magface",
-                 device: str | torch.device = "auto", batch_size: int = 32) -> None:
-        self.scorer = Scorer([estimator], [recognizer], device, batch_size)
+                 device: str | torch.device = "auto", batch_size: int = 32,
+                 detector: str = DEFAULT_DETECTOR) -> None:
+        self.scorer = Scorer([estimator], [recognizer], device, batch_size, detector=detector)
         self.estimator, self.recognizer = self.scorer.estimators[0], self.scorer.recognizers[0]
 
     def encode(self, images: Sequence[Image]) -> list[Sample]:
@@ -123,17 +125,17 @@ class Verifier:
 
     recognizer, estimator: names (see ``fiqa list``); min_quality: 0–100 quality below which an
     image is rejected (None: no gate); threshold: cosine at or above which faces match (None: the
-    recognizer's default, see :data:`DEFAULT_THRESHOLDS`).
+    recognizer's default, see :data:`DEFAULT_THRESHOLDS`); detector: ``mtcnn`` or ``yunet``.
     """
 
     def __init__(self, recognizer: str = "dlib", estimator: str = "magface",
                  min_quality: float | None = None, threshold: float | None = None,
-                 device: str | torch.device = "auto") -> None:
+                 device: str | torch.device = "auto", detector: str = DEFAULT_DETECTOR) -> None:
         if min_quality is not None and not 0 <= min_quality <= 100:
             raise ValueError(f"min_quality must be in [0, 100], got {min_quality}")
         self.threshold = default_threshold(recognizer) if threshold is None else float(threshold)
         self.min_quality = min_quality
-        self.encoder = Encoder(recognizer, estimator, device)
+        self.encoder = Encoder(recognizer, estimator, device, detector=detector)
 
     def verify(self, image_a: Image, image_b: Image) -> Verification:
         """Compare the largest faces of two images (paths or H×W×3 uint8 RGB arrays)."""

@@ -39,7 +39,7 @@ def test_turned_faces_are_found_upright(scorer, lfw_paths):
         reference = np.array([upright[f"dlib.{i}"][0] for i in range(128)])
         for turns in (1, 2, 3):
             pixels = np.ascontiguousarray(np.rot90(image.pixels, turns))
-            assert not confident(detector.detect([pixels])[0])
+            assert not confident(detector.detect([pixels])[0], detector.trusted_score)
             faces, values = scorer.score_images([LoadedImage(pixels)])[0]
             assert faces.rotations[0] == 360 - 90 * turns  # np.rot90 turns counter-clockwise
             vector = np.array([values[f"dlib.{i}"][0] for i in range(128)])

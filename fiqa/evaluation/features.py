@@ -24,9 +24,8 @@ from ..imageio import ImageReadError, read_image
 from ..pipeline import Scorer
 from ..weights import provenance
 
-# Cache entry of the detector (faces turned upright, fiqa.orientation): found, box (4), score,
-# landmarks (10), image size (2).
-DETECTOR = "mtcnn-upright-faces"
+# A detector's cache entry per image (faces turned upright, fiqa.orientation): found, box (4),
+# score, landmarks (10), image size (2).
 SAVE_EVERY_S = 60.0  # a killed run loses at most about this much work
 
 
@@ -97,7 +96,7 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
               **{embedding_column(r.name): model_id(r.name, r.provenance(),
                                                     {"precision": r.precision})
                  for r in scorer.recognizers}}
-    detector = model_id(DETECTOR, [provenance("mtcnn")])
+    detector = detector_id(scorer)
     # Images to measure: readable, and not already known to show no face.
     wanted = [i for i, k in enumerate(keys)
               if k and not _known_without_face(cache.table(detector).get(k))]
@@ -132,6 +131,12 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
     return columns, stats
 
 
+def detector_id(scorer: Scorer) -> str:
+    """The cache entry of ``scorer``'s detector: its name, weights and fiqa's version."""
+    name = scorer.detector_name
+    return model_id(f"{name}-upright-faces", [provenance(name)])
+
+
 def embedding_column(recognizer: str) -> str:
     """The column of recognizer ``recognizer``'s embeddings (an estimator may share its name)."""
     return f"{recognizer}.embedding"
@@ -150,7 +155,7 @@ def cached_faces(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
     """The largest face of each of ``paths`` in original pixels (an empty :class:`Faces` where the
     image is unreadable or shows none), detected by ``scorer`` once and then read from ``cache``."""
     keys = [content_key(p) for p in paths]
-    detector = model_id(DETECTOR, [provenance("mtcnn")])
+    detector = detector_id(scorer)
     detections = cache.table(detector)
     todo = [i for i, key in enumerate(keys) if key and key not in detections]
     task = progress.add_task("detection", total=len(todo)) if progress else None
