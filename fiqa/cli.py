@@ -182,6 +182,10 @@ def evaluate(
         help="Bootstrap resamplings of identities for the pAUC intervals (0: none).")] = 200,
     impostors: Annotated[int, typer.Option(help="Impostor pairs sampled for 'all'.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Seed of impostor sampling and bootstrap.")] = 0,
+    failures: Annotated[str, typer.Option(
+        help="Comparisons with an image without a face: as-errors (non-matches of the lowest "
+        "quality), left-out, or auto (as-errors where the protocol lists the pairs, left-out "
+        "for 'all').")] = "auto",
     cache: Annotated[Path, typer.Option(
         help="Per-image scores and embeddings, keyed by file content and model version.")
     ] = Path(".fiqa-cache"),
@@ -208,11 +212,15 @@ def evaluate(
     """
     from .evaluation import protocols
     from .evaluation.features import FeatureCache, compute_features
+    from .evaluation.report import FAILURES, write
     from .evaluation.report import evaluate as run_evaluation
-    from .evaluation.report import write
 
     estimator_names, recognizer_names = _names(methods), _names(recognizer)
+    if failures == "auto":
+        failures = "left-out" if protocol == "all" else "as-errors"
     try:
+        if failures not in FAILURES:
+            raise ValueError(f"--failures must be auto, {' or '.join(FAILURES)}, got {failures!r}")
         if protocol == "all":
             pairs = protocols.folder_pairs(data, impostors, seed)
         elif "," in protocol:
@@ -242,16 +250,19 @@ def evaluate(
     console.print(f"cache: {hits} of {total} image×model results reused "
                   f"({hits / max(total, 1):.0%})")
     result = run_evaluation(pairs, features, paths, estimator_names, recognizer_names,
-                            None if fnmr is not None else fmr, fnmr, limit, bootstrap, seed)
+                            None if fnmr is not None else fmr, fnmr, limit, bootstrap, seed,
+                            failures)
     rule = f"starting FNMR {fnmr:g}" if fnmr is not None else f"FMR {fmr:g}"
-    write(result, output, {**about, "threshold_rule": rule, "limit": limit,
+    write(result, output, {**about, "threshold_rule": rule, "failures": failures, "limit": limit,
                            "bootstrap": bootstrap, "seed": seed}, limit)
-    table = Table(title=f"pAUC of FNMR-EDC over [0, {limit:g}], threshold at {rule}",
+    table = Table(title=f"pAUC of FNMR-EDC over [0, {limit:g}], threshold at {rule}; "
+                  f"failures {failures}",
                   title_justify="left")
-    for column in ("recognizer", "estimator", "pAUC [95% CI]", "random", "oracle", "normalised"):
+    for column in ("recognizer", "estimator", "failed", "left out", "pAUC [95% CI]", "random",
+                   "oracle", "normalised"):
         table.add_column(column)
     for r in result.summary.to_dict(orient="records"):
-        table.add_row(r["recognizer"], r["estimator"],
+        table.add_row(r["recognizer"], r["estimator"], str(r["failed"]), str(r["left_out"]),
                       f"{r['pauc']:.4f} [{r['pauc_low']:.4f}, {r['pauc_high']:.4f}]",
                       f"{r['pauc_random']:.4f}", f"{r['pauc_oracle']:.4f}",
                       f"{r['pauc_normalized']:.3f}")

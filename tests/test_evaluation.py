@@ -98,3 +98,37 @@ def test_fiqa_evaluate_writes_a_report_and_reuses_the_cache(tmp_path, lfw_paths)
         assert (tmp_path / "report" / name).is_file()
     second = runner.invoke(app, command)
     assert second.exit_code == 0 and "(100%)" in second.output
+
+
+def test_images_without_a_face_count_as_errors_or_are_left_out(tmp_path, lfw_paths):
+    """A genuine pair whose second photo shows no face: by default (listed pairs) a non-match of
+    the lowest quality, discarded first; with --failures left-out, dropped; both counted."""
+    from PIL import Image
+
+    people = tmp_path / "people"
+    (people / "a").mkdir(parents=True)
+    (people / "b").mkdir()
+    for i, path in enumerate(lfw_paths[:2]):
+        (people / "a" / f"{i}.jpg").write_bytes(path.read_bytes())
+    Image.new("RGB", (250, 250), (90, 120, 160)).save(people / "a" / "blank.jpg")
+    for i, path in enumerate(lfw_paths[2:4]):
+        (people / "b" / f"{i}.jpg").write_bytes(path.read_bytes())
+    (tmp_path / "same.txt").write_text("people/a/0.jpg people/a/1.jpg\n"
+                                       "people/a/0.jpg people/a/blank.jpg\n"
+                                       "people/b/0.jpg people/b/1.jpg\n")
+    (tmp_path / "diff.txt").write_text("people/a/0.jpg people/b/0.jpg\n"
+                                       "people/a/1.jpg people/b/1.jpg\n")
+    summaries = {}
+    for failures in ("auto", "left-out"):
+        out = tmp_path / failures
+        result = CliRunner().invoke(app, [
+            "evaluate", str(people), "--protocol", f"{tmp_path}/same.txt,{tmp_path}/diff.txt",
+            "-r", "dlib", "--fnmr", "0", "--bootstrap", "0", "--failures", failures,
+            "--cache", str(tmp_path / "cache"), "-o", str(out), "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        summaries[failures] = json.loads((out / "summary.json").read_text())["results"][0]
+    errors, left_out = summaries["auto"], summaries["left-out"]
+    assert errors["failures"] == "as-errors" and errors["failed_genuine"] == 1
+    assert errors["genuine"] == 3 and errors["left_out"] == 0
+    assert errors["fnmr_start"] == pytest.approx(1 / 3)  # the no-face pair fails at any threshold
+    assert left_out["genuine"] == 2 and left_out["left_out"] == 1 and left_out["fnmr_start"] == 0

@@ -48,12 +48,17 @@ def threshold_for_fmr(impostor: np.ndarray, fmr: float) -> float:
 
 
 def threshold_for_fnmr(genuine: np.ndarray, fnmr: float) -> float:
-    """The highest threshold whose FNMR over ``genuine`` similarities is at most ``fnmr``."""
-    ordered = np.sort(np.asarray(genuine, float))
-    allowed = int(np.floor(fnmr * len(ordered) + 1e-9))  # genuine pairs that may be rejected
+    """The highest threshold whose FNMR over ``genuine`` similarities is at most ``fnmr``.
+
+    A similarity of −inf (a comparison that failed, e.g. no face) is an error at any threshold:
+    if there are more of them than ``fnmr`` allows, the threshold accepts every other pair."""
+    genuine = np.asarray(genuine, float)
+    ordered = np.sort(genuine[np.isfinite(genuine)])
+    failed = len(genuine) - len(ordered)
+    allowed = int(np.floor(fnmr * len(genuine) + 1e-9)) - failed  # pairs that may be rejected
     if allowed >= len(ordered):
         return np.inf
-    return float(ordered[allowed])
+    return float(ordered[max(allowed, 0)])
 
 
 def edc(similarity: np.ndarray, quality: np.ndarray, threshold: float, kind: str = "fnmr") -> EDC:

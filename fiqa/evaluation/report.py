@@ -41,28 +41,38 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1)
 
 
+FAILURES = ("as-errors", "left-out")
+
+
 def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[str],
              estimators: list[str], recognizers: list[str], fmr: float | None = 1e-3,
              fnmr: float | None = None, limit: float = 0.2, bootstrap: int = 200,
-             seed: int = 0) -> Evaluation:
+             seed: int = 0, failures: str = "as-errors") -> Evaluation:
     """Evaluate every estimator against every recognizer on ``pairs``.
 
     features: per estimator name one value, per ``embedding_column(recognizer)`` one vector, for
     every entry of ``paths``. The threshold is fixed at ``fmr`` over all impostors, or at a
-    starting ``fnmr`` over all genuine comparisons when given. Comparisons with a missing face are
-    left out (and counted).
+    starting ``fnmr`` over all genuine comparisons when given. A comparison with an image
+    without a face (NaN features) is, with ``failures="as-errors"``, a non-match whose pair
+    quality is the lowest (it is discarded first); with ``"left-out"`` it is dropped. Both are
+    counted in the summary (``failed``, ``left_out``).
     """
+    if failures not in FAILURES:
+        raise ValueError(f"failures must be one of {FAILURES}, got {failures!r}")
     row = {p: i for i, p in enumerate(paths)}
     ia, ib = pairs["path_a"].map(row).to_numpy(), pairs["path_b"].map(row).to_numpy()
     same = pairs["same"].to_numpy(bool)
     identity = pairs["identity_a"].to_numpy()
     rows, curves, warnings = [], [], []
+    qualities = {e: pair_quality(features[e][ia], features[e][ib]) for e in estimators}
     for name in recognizers:
         similarity = cosine(features[embedding_column(name)][ia],
                             features[embedding_column(name)][ib])
-        valid = ~np.isnan(similarity)
+        failed = np.isnan(similarity)
         for estimator in estimators:
-            valid &= ~np.isnan(pair_quality(features[estimator][ia], features[estimator][ib]))
+            failed |= np.isnan(qualities[estimator])
+        valid = ~failed if failures == "left-out" else np.ones_like(failed)
+        similarity = np.where(failed, -np.inf, similarity)
         sim, same_v, ident = similarity[valid], same[valid], identity[valid]
         threshold = _threshold(sim, same_v, fmr, fnmr)
         impostors = int((~same_v).sum())
@@ -74,9 +84,11 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
         oracle_curve = edc(genuine, oracle_quality(genuine, threshold), threshold)
         oracle = pauc(oracle_curve, limit)
         base = {"recognizer": name, "genuine": int(same_v.sum()), "impostor": impostors,
-                "left_out": int((~valid).sum()), "threshold": threshold}
+                "failures": failures, "failed": int(failed.sum()),
+                "failed_genuine": int((failed & same).sum()), "left_out": int((~valid).sum()),
+                "threshold": threshold}
         for estimator in estimators:
-            quality = pair_quality(features[estimator][ia], features[estimator][ib])[valid]
+            quality = np.where(failed, -np.inf, qualities[estimator])[valid]
             curve = edc(genuine, quality[same_v], threshold)
             value, random = pauc(curve, limit), random_pauc(curve, limit)
             low, high = _bootstrap(sim, same_v, quality, ident, fmr, fnmr, limit, bootstrap, seed)
@@ -162,12 +174,16 @@ def write(evaluation: Evaluation, folder: str, about: dict, limit: float = 0.2) 
              f"pAUC over discard [0, {limit:g}] with stepwise interpolation; 95 % bootstrap "
              "intervals over identities; normalised pAUC: 0 = oracle, 1 = random. The last "
              "column is the CR-FIQA-code ERC area (threshold recomputed per step, all discard "
-             "fractions), not comparable with the rest.", "",
-             "| recognizer | estimator | genuine / impostor | FNMR at 0 | pAUC [95 % CI] | "
-             "random | oracle | normalised | CR-FIQA ERC AUC |", "|---" * 9 + "|"]
+             "fractions), not comparable with the rest. Failed: comparisons with an image "
+             "without a face, counted as non-matches of the lowest quality (`--failures "
+             "as-errors`) or left out (`left-out`).", "",
+             "| recognizer | estimator | genuine / impostor | failed (genuine) | left out | "
+             "FNMR at 0 | pAUC [95 % CI] | random | oracle | normalised | CR-FIQA ERC AUC |",
+             "|---" * 11 + "|"]
     for r in records:
         lines.append(
             f"| {r['recognizer']} | {r['estimator']} | {r['genuine']} / {r['impostor']} | "
+            f"{r['failed']} ({r['failed_genuine']}) | {r['left_out']} | "
             f"{r['fnmr_start']:.4f} | {r['pauc']:.5f} [{r['pauc_low']:.5f}, {r['pauc_high']:.5f}]"
             f" | {r['pauc_random']:.5f} | {r['pauc_oracle']:.5f} | {r['pauc_normalized']:.3f} | "
             f"{r['crfiqa_erc_auc']:.4f} |")
