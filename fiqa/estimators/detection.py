@@ -12,14 +12,15 @@ from .base import QualityEstimator
 
 @register
 class DetectionConfidence(QualityEstimator):
-    """MTCNN's O-Net face probability, as a logit so that near-certain faces still differ.
+    """The detector's face probability (MTCNN's O-Net probability, or YuNet's
+    sqrt(class × objectness)), as a logit so that near-certain faces still differ.
 
     Raw score: log(p / (1 − p)) with p clipped to [1e-7, 1 − 1e-7], so in [−16.1, 16.1]; NaN
     for ``--aligned`` inputs, which have no detection. Saturates on clear faces (many ties).
     """
 
     name = "detection"
-    description = "detector confidence (MTCNN O-Net probability, logit); no weights of its own"
+    description = "detector confidence (the detector's face probability as a logit); no weights"
     needs = frozenset({"scores"})
     score_range = (-16.1, 16.1)
 
