@@ -92,11 +92,13 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
     unreadable or has no face; stats counts the cache hits and misses per column.
     """
     keys = [content_key(p) for p in paths]
-    models = {**{e.name: model_id(e.name, e.provenance(), _options(e)) for e in scorer.estimators},
-              **{embedding_column(r.name): model_id(r.name, r.provenance(),
-                                                    {"precision": r.precision})
+    detector = detector_id(scorer)  # the faces every value was computed on
+    models = {**{e.name: model_id(e.name, e.provenance(), {
+                  **_options(e), "crop": repr(e.crop_spec), "faces": detector})
+                 for e in scorer.estimators},
+              **{embedding_column(r.name): model_id(r.name, r.provenance(), {
+                  "precision": r.precision, "crop": repr(r.crop_spec), "faces": detector})
                  for r in scorer.recognizers}}
-    detector = detector_id(scorer)
     # Images to measure: readable, and not already known to show no face.
     wanted = [i for i, k in enumerate(keys)
               if k and not _known_without_face(cache.table(detector).get(k))]

@@ -1,0 +1,67 @@
+"""OpenCV Zoo SFace (2021dec, block-int8): MobileNet v1 face descriptor (128-d), in torch."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..crop import CropSpec
+from ..weights import load_weights
+from . import Recognizer, register
+
+# Depthwise strides of the 13 MobileNet v1 blocks after the first convolution; pointwise output
+# channels of each block (graph nodes conv_2_dw … conv_14).
+_BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512),
+           (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
+
+
+class SFaceNet(nn.Module):
+    """The SFace graph: MobileNet v1 (first convolution 3×3 stride 1, 32 channels) with PReLU,
+    then a fully connected 7·7·1024 → 128 embedding layer; every batch norm is folded in.
+
+    Input: N×3×112×112 float, RGB as ``(x − 127.5) / 128``. Output: N×128 embeddings, not
+    normalised (graph output ``fc1``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers, channels = [nn.Conv2d(3, 32, 3, padding=1)], 32
+        for stride, out in _BLOCKS:
+            layers.append(nn.Conv2d(channels, channels, 3, stride, padding=1, groups=channels))
+            layers.append(nn.Conv2d(channels, out, 1))
+            channels = out
+        self.layers = nn.ModuleList(layers)
+        self.activations = nn.ModuleList(nn.PReLU(layer.out_channels) for layer in layers)
+        self.embedding = nn.Linear(channels * 7 * 7, 128)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N×3×112×112 → N×128."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        for layer, activation in zip(self.layers, self.activations, strict=True):
+            x = activation(layer(x))
+        return self.embedding(x.flatten(1))
+
+
+@register
+class SFace(Recognizer):
+    """SFace (Zhong et al., "SFace: Sigmoid-Constrained Hypersphere Loss for Robust Face
+    Recognition", TIP 2021), the OpenCV Zoo 2021dec model in its block-int8 build, dequantised.
+
+    Crop: the standard ArcFace 112×112 five-point template, RGB, ``(x − 127.5) / 128``. Evidence:
+    the graph's first ops subtract 127.5 and multiply by 0.0078125; OpenCV's own pipeline
+    (FaceRecognizerSF) aligns with ``alignCrop`` (a similarity transform of the five YuNet
+    landmarks to this template, ``warpAffine`` bilinear, 112×112) and feeds
+    ``blobFromImage(crop, swapRB=true)``, i.e. RGB from OpenCV's BGR images.
+    """
+
+    name = "sface"
+    description = "OpenCV Zoo SFace 2021dec (MobileNet v1, int8 dequantised), 128-d (Apache-2.0)"
+    crop_spec = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
+    dim = 128
+    weights = ("sface",)
+
+    def build(self) -> SFaceNet:
+        """The network with the shipped weights."""
+        net = SFaceNet()
+        net.load_state_dict(load_weights("sface"))
+        return net.to(memory_format=torch.channels_last)

