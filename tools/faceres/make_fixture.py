@@ -14,23 +14,20 @@ pure-JS CPU backend) on them and stores (plain arrays, no pickles):
 
 Needs ../shared/data/lfw, node (v20 was used), ``npm ci`` in tools/faceres and the model files
 (see scripts/convert_faceres.py). Run from anywhere: python tools/faceres/make_fixture.py
+(the detection, alignment, node run and npz writing are tools/lfw_crops.py's).
 """
 
-import json
-import subprocess
-import tempfile
+import sys
 from pathlib import Path
 
-import numpy as np
-
-from fiqa.imageio import read_image
-from fiqa.pipeline import Scorer
-from fiqa.recognizers.faceres import FaceRes
-
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-LFW = ROOT.parent / "shared" / "data" / "lfw"
-MODEL = HERE / "node_modules/.cache/human-models/package/models/faceres-deep.json"
+sys.path.insert(0, str(HERE.parent))  # tools/, for lfw_crops
+
+from lfw_crops import HUMAN_MODELS, LFW, ROOT, make_fixture  # noqa: E402
+
+from fiqa.recognizers.faceres import FaceRes  # noqa: E402
+
+MODEL = HUMAN_MODELS / "faceres-deep.json"
 TARGET = ROOT / "tests" / "fixtures" / "faceres_parity.npz"
 
 
@@ -50,35 +47,8 @@ def matched_pair_images(count: int) -> list[Path]:
 
 
 def main() -> None:
-    paths = matched_pair_images(8)
-    images = [read_image(p) for p in paths]
-    scorer = Scorer([], device="cpu")
-    points = [p for _, p in scorer.locate(images)]
-    if any(len(p) != 1 for p in points):
-        raise SystemExit("expected exactly one face per image")
-    spec = FaceRes.crop_spec
-    crops = scorer.crops(images, points, spec)
-    graph_input = spec.normalize(crops).permute(0, 2, 3, 1).contiguous().numpy()
-    with tempfile.TemporaryDirectory() as tmp:
-        input_path, output_path = Path(tmp) / "input.f32", Path(tmp) / "output.json"
-        graph_input.astype("<f4").tofile(input_path)
-        subprocess.run(["node", "make_fixture.mjs", str(MODEL), str(input_path),
-                        str(len(crops)), str(output_path)], cwd=HERE, check=True)
-        outputs = json.loads(output_path.read_text())
-    TARGET.parent.mkdir(exist_ok=True)
-    np.savez_compressed(
-        TARGET,
-        crops=crops.numpy(),
-        embeddings=np.asarray(outputs["embeddings"], np.float32),
-        age=np.asarray(outputs["age"], np.float32),
-        gender=np.asarray(outputs["gender"], np.float32),
-        channels=np.array(spec.channels),
-        mean=np.asarray(spec.mean, np.float32),
-        std=np.asarray(spec.std, np.float32),
-        images=np.array([p.name for p in paths]),
-    )
-    print(f"wrote {TARGET} ({TARGET.stat().st_size / 1024:.0f} KiB; tfjs {outputs['tfjs']}, "
-          f"{outputs['backend']} backend)")
+    make_fixture(TARGET, HERE / "make_fixture.mjs", MODEL, matched_pair_images(8),
+                 FaceRes.crop_spec, ("embeddings", "age", "gender"), largest=False)
 
 
 if __name__ == "__main__":
