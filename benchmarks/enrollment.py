@@ -36,6 +36,7 @@ from fiqa.evaluation.features import FeatureCache, compute_features, embedding_c
 from fiqa.gallery import DEFAULT_FLOOR, DEFAULT_WEIGHTING, Gallery  # noqa: E402
 from fiqa.imageio import identity_folders, read_image  # noqa: E402
 from fiqa.pipeline import Scorer  # noqa: E402
+from fiqa.recognizers import list_recognizers  # noqa: E402
 from fiqa.training.data import DEFAULT_DATA, lfw_pair_identities  # noqa: E402
 from fiqa.training.degrade import DEGRADATIONS, degrade  # noqa: E402
 from fiqa.verification import best_threshold, read_lfw_pairs  # noqa: E402
@@ -50,6 +51,7 @@ WEIGHTINGS = ("softmax:5", "softmax:10", "softmax:20", "power:1", "power:2", "po
 FAR = 1e-3
 PROBES, SPLITS, CAP, MIN_IMAGES = 2, 3, 20, 5
 GATES = (0, 10, 20, 30, 40, 50, 60)
+THRESHOLD_RECOGNIZERS = ("dlib", "faceres", "magface", "sface", "mobilefacenet", "vit")
 
 
 def lfw_pairs():
@@ -74,7 +76,7 @@ def thresholds() -> dict:
     pairs = lfw_pairs()
     paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
     index = {p: i for i, p in enumerate(paths)}
-    names = list(DEFAULT_THRESHOLDS)
+    names = [name for name in list_recognizers() if name in THRESHOLD_RECOGNIZERS]
     data = features(paths, (), names)
     owner = np.array([Path(p).parent.name for p in paths])
     result = {}

@@ -54,7 +54,10 @@ BatchSize = Annotated[int, typer.Option(
 Workers = Annotated[int, typer.Option(min=1, help="Threads decoding images.")]
 Aligned = Annotated[bool, typer.Option(
     help="Inputs are already 112×112-template aligned crops: skip detection.")]
-AllFaces = Annotated[bool, typer.Option(help="Every face found, not just the largest.")]
+AllFaces = Annotated[bool, typer.Option(help="Every face found, not just one.")]
+Face = Annotated[str, typer.Option(
+    help="Which face an image gives: largest, or central (nearest the image centre: the "
+    "subject of centred datasets like LFW, where a bystander is sometimes larger).")]
 Resume = Annotated[bool, typer.Option(
     help="Continue an interrupted run: keep OUTPUT's rows and skip their images.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")]
@@ -90,6 +93,7 @@ def score(
     workers: Workers = 2,
     aligned: Aligned = False,
     all_faces: AllFaces = False,
+    face: Face = "largest",
     resume: Resume = False,
     overwrite: Overwrite = False,
     max_side: MaxSide = DEFAULT_MAX_SIDE,
@@ -113,7 +117,7 @@ def score(
     """
     _run(inputs, output, resume, overwrite, workers, "scoring", lambda: Scorer(
         _names(methods), (), device, batch_size, aligned, all_faces, max_side, max_pixels,
-        detector))
+        detector, face))
 
 
 @app.command()
@@ -134,6 +138,7 @@ def embed(
     workers: Workers = 2,
     aligned: Aligned = False,
     all_faces: AllFaces = False,
+    face: Face = "largest",
     resume: Resume = False,
     overwrite: Overwrite = False,
     max_side: MaxSide = DEFAULT_MAX_SIDE,
@@ -157,7 +162,7 @@ def embed(
         _fail("an .npy output holds one recognizer's embeddings")
     _run(inputs, output, resume, overwrite, workers, "embedding", lambda: Scorer(
         (), [recognizers.recognizer(name, device, precision) for name in names], device,
-        batch_size, aligned, all_faces, max_side, max_pixels, detector))
+        batch_size, aligned, all_faces, max_side, max_pixels, detector, face))
 
 
 @app.command()
@@ -195,6 +200,7 @@ def evaluate(
     device: Device = "auto",
     batch_size: BatchSize = 32,
     detector: Detector = DEFAULT_DETECTOR,
+    face: Face = "largest",
 ) -> None:
     """Error-versus-discard evaluation of estimators against recognizers (ISO/IEC 29794-1).
 
@@ -229,7 +235,7 @@ def evaluate(
             pairs = protocols.lfw_pairs(protocol, data)
         pairs, missing, dropped = protocols.existing(pairs)
         scorer = Scorer(estimator_names, recognizer_names, device, batch_size,
-                        detector=detector)
+                        detector=detector, face=face)
         feature_cache = FeatureCache(cache)
     except (OSError, ValueError) as error:
         _fail(error)

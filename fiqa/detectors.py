@@ -12,7 +12,10 @@ import torch
 from .mtcnn import Detections
 
 DETECTORS = ("mtcnn", "yunet")
-DEFAULT_DETECTOR = "mtcnn"
+# YuNet by measurement (docs/detection.md): on LFW View 2 every recognizer verifies better on its
+# landmarks than on MTCNN's (sface 99.03 % against 98.x %, dlib 98.75 % against 96.80 %), it
+# finds every LFW face, and it detects 4–7× faster on the CPU.
+DEFAULT_DETECTOR = "yunet"
 
 
 class Detector(Protocol):

@@ -24,6 +24,7 @@ from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, ImageReadError, Loade
 from .orientation import detect_upright
 from .recognizers import Recognizer, recognizer
 
+FACE_CHOICES = ("largest", "central")
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 FACE_COLUMNS = ["path", "face", "status", "x1", "y1", "x2", "y2", "det_score", "rotated"] + [
     f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"
@@ -38,7 +39,10 @@ class Scorer:
         columns ``<name>.0`` … ``<name>.<dim-1>`` holding the face's embedding.
     batch_size: images per detection batch and faces per model batch.
     aligned: inputs are already crops aligned to the default 112×112 template (no detection).
-    all_faces: score every detected face instead of the largest one.
+    all_faces: score every detected face instead of one.
+    face: which one face an image gives: ``"largest"``, or ``"central"`` (the face whose box
+        centre is nearest the image centre: the subject of a centred dataset like LFW, where a
+        bystander is sometimes larger).
     detector: ``"mtcnn"`` or ``"yunet"`` (see :mod:`fiqa.detectors`).
     """
 
@@ -53,13 +57,17 @@ class Scorer:
         max_side: int = DEFAULT_MAX_SIDE,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detector: str = DEFAULT_DETECTOR,
+        face: str = "largest",
     ) -> None:
+        if face not in FACE_CHOICES:
+            raise ValueError(f"face must be one of {', '.join(FACE_CHOICES)}, got {face!r}")
         self.device = resolve_device(device)
         self.estimators = [e if isinstance(e, QualityEstimator) else create(e, self.device)
                            for e in estimators]
         self.recognizers = [r if isinstance(r, Recognizer) else recognizer(r, self.device)
                             for r in recognizers]
         self.batch_size, self.aligned, self.all_faces = batch_size, aligned, all_faces
+        self.face = face
         self.max_side, self.max_pixels = max_side, max_pixels
         self.detector_name = detector
         self.detector = None if aligned else create_detector(detector, self.device)
@@ -161,11 +169,17 @@ class Scorer:
         else:
             boxes, scores, points = detections.boxes, detections.scores, detections.landmarks
             if not self.all_faces and len(boxes) > 1:
-                largest = np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-                boxes, scores, points = boxes[[largest]], scores[[largest]], points[[largest]]
+                if self.face == "largest":
+                    chosen = np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+                else:
+                    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+                    chosen = np.argmin(np.linalg.norm(centres - [width / 2, height / 2], axis=1))
+                boxes, scores, points = boxes[[chosen]], scores[[chosen]], points[[chosen]]
         sizes = np.tile(image.original_size, (len(boxes), 1))
+        # An aligned crop's template landmarks lie where MTCNN's do (fiqa.pose).
+        detector = "mtcnn" if detections is None else self.detector_name
         faces = Faces(boxes / image.scale, scores, points / image.scale, sizes,
-                      np.full(len(boxes), float(turn)))
+                      np.full(len(boxes), float(turn)), detector)
         return faces, points
 
     def measure(self, images: Sequence[LoadedImage], faces: list[Faces],

@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import numpy as np
 
-# Mean adult face in millimetres, x to the image right, y down, z away from the camera, nose tip
-# at the origin. x, y: the median of our MTCNN landmarks over all LFW faces after similarity
-# alignment, scaled to a 63 mm inter-eye distance (so a typical LFW face reads as frontal); depths
-# from anthropometric averages (eyes ~25 mm, mouth corners ~20 mm behind the nose tip).
-MEAN_FACE_3D = np.array([
-    [-31.5, -36.8, 25.0],  # image-left eye
-    [31.5, -36.8, 25.0],  # image-right eye
-    [0.0, 0.0, 0.0],  # nose tip
-    [-27.0, 32.3, 20.0],  # image-left mouth corner
-    [27.0, 32.3, 20.0],  # image-right mouth corner
-])
+# Mean adult face per detector, in millimetres, x to the image right, y down, z away from the
+# camera, nose tip at the origin. x, y: the median of that detector's landmarks over all LFW faces
+# after similarity alignment, scaled to a 63 mm inter-eye distance (so a typical LFW face reads
+# as frontal: the detectors place the points differently, YuNet's mouth corners 4.5 mm higher);
+# depths from anthropometric averages (eyes ~25 mm, mouth corners ~20 mm behind the nose tip).
+MEAN_FACES_3D = {
+    "mtcnn": np.array([
+        [-31.5, -36.8, 25.0],  # image-left eye
+        [31.5, -36.8, 25.0],  # image-right eye
+        [0.0, 0.0, 0.0],  # nose tip
+        [-27.0, 32.3, 20.0],  # image-left mouth corner
+        [27.0, 32.3, 20.0],  # image-right mouth corner
+    ]),
+    "yunet": np.array([  # the 13,233 faces of benchmarks/lfw_detection.py --detector yunet
+        [-31.5, -35.2, 25.0],
+        [31.5, -35.2, 25.0],
+        [0.0, 0.0, 0.0],
+        [-27.0, 27.8, 20.0],
+        [27.0, 27.8, 20.0],
+    ]),
+}
+MEAN_FACE_3D = MEAN_FACES_3D["mtcnn"]
 
 
-def head_pose(landmarks: np.ndarray) -> np.ndarray:
-    """N×5×2 landmarks → N×3 angles in degrees: yaw, pitch, roll.
+def head_pose(landmarks: np.ndarray, detector: str = "mtcnn") -> np.ndarray:
+    """N×5×2 landmarks of ``detector`` → N×3 angles in degrees: yaw, pitch, roll.
 
     yaw > 0: the nose moves towards the image's left; pitch > 0: the face
     tilts down (nose moves down); roll > 0: the eye line turns clockwise in the image.
     """
     landmarks = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2)
-    model = MEAN_FACE_3D - MEAN_FACE_3D.mean(0)
+    mean_face = MEAN_FACES_3D[detector]
+    model = mean_face - mean_face.mean(0)
     pseudo_inverse = np.linalg.pinv(model)  # 3×5
     angles = np.empty((len(landmarks), 3))
     for i, points in enumerate(landmarks):

@@ -130,3 +130,19 @@ def test_killed_run_resumes_to_the_same_table(tmp_path, lfw_paths):
     assert list(resumed["path"]) == list(expected["path"])
     assert list(resumed["status"]) == list(expected["status"])
     pd.testing.assert_frame_equal(resumed, expected, rtol=1e-4, atol=1e-3)
+
+
+def test_central_face_is_the_subject_not_the_larger_bystander(tmp_path, lfw_paths):
+    """A centred subject beside a larger face at the border: --face central picks the subject."""
+    canvas = Image.new("RGB", (900, 600), (200, 200, 200))
+    canvas.paste(Image.open(lfw_paths[0]).resize((500, 500)), (-180, 50))  # large, cut off left
+    canvas.paste(Image.open(lfw_paths[1]), (325, 175))  # the centred subject
+    canvas.save(tmp_path / "group.jpg")
+    centres = {}
+    for face in ("largest", "central"):
+        out = tmp_path / f"{face}.csv"
+        result = score(str(tmp_path / "group.jpg"), "--face", face, "-o", str(out))
+        assert result.exit_code == 0, result.output
+        row = read_table(out).iloc[0]
+        centres[face] = ((row["x1"] + row["x2"]) / 2, (row["y1"] + row["y2"]) / 2)
+    assert centres["largest"][0] < 300 and abs(centres["central"][0] - 450) < 60

@@ -57,8 +57,11 @@ def test_baseline_on_real_faces(lfw_faces):
     result = fiqa.create("baseline", device="cpu")(crops, faces)
     assert set(result) == {"score", *estimator_class("baseline").components}
     assert ((result["score"] > 0) & (result["score"] <= 1)).all()
-    # LFW faces are roughly frontal, 30–60 px between the eyes, and evenly lit.
-    assert np.median(np.abs(result["yaw"])) < 15 and np.median(np.abs(result["roll"])) < 10
+    # LFW faces are roughly frontal, 30–60 px between the eyes, and evenly lit. (These 20 have a
+    # median |yaw| of 13.8° by MTCNN's landmarks, 17.2° by YuNet's; pitch near 0 with each
+    # detector's mean face.)
+    assert np.median(np.abs(result["yaw"])) < 20 and np.median(np.abs(result["roll"])) < 10
+    assert abs(np.median(result["pitch"])) < 10
     assert 25 < np.median(result["inter_eye_px"]) < 60
     assert 0.25 < np.median(result["brightness"]) < 0.75
 

@@ -60,7 +60,7 @@ class BaselineEstimator(QualityEstimator):
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         landmarks = faces.landmarks
         inter_eye = np.linalg.norm(landmarks[:, 1] - landmarks[:, 0], axis=1)
-        yaw, pitch, roll = head_pose(landmarks).T
+        yaw, pitch, roll = head_pose(landmarks, faces.detector).T
         sharpness, noise, brightness, contrast = self.pixel_measures(crops)
 
         low, high = np.log(self.eye_px)

@@ -60,7 +60,8 @@ def landmark_features(points: np.ndarray, faces: Faces, reference: np.ndarray) -
     box_area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
     image_area = np.prod(np.asarray(faces.image_sizes, dtype=np.float64), axis=1)
     p = np.clip(np.asarray(faces.scores, dtype=np.float64), 1e-7, 1 - 1e-7)
-    context = np.column_stack([head_pose(five), np.log2(np.maximum(inter_eye, 1e-3)),
+    context = np.column_stack([head_pose(five, faces.detector),
+                               np.log2(np.maximum(inter_eye, 1e-3)),
                                np.sqrt(box_area / np.maximum(image_area, 1)), np.log(p / (1 - p))])
     return np.column_stack([shapes.reshape(len(shapes), 2 * reference.shape[0]), residual,
                             np.linalg.norm(residual, axis=1), context])

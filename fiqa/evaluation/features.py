@@ -134,9 +134,11 @@ def compute_features(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
 
 
 def detector_id(scorer: Scorer) -> str:
-    """The cache entry of ``scorer``'s detector: its name, weights and fiqa's version."""
+    """The cache entry of ``scorer``'s detector and face choice: its name, weights, the choice
+    (when not the largest face) and fiqa's version."""
     name = scorer.detector_name
-    return model_id(f"{name}-upright-faces", [provenance(name)])
+    choice = {} if scorer.face == "largest" else {"face": scorer.face}
+    return model_id(f"{name}-upright-faces", [provenance(name)], choice)
 
 
 def embedding_column(recognizer: str) -> str:
@@ -173,7 +175,7 @@ def cached_faces(paths: Sequence[str], scorer: Scorer, cache: FeatureCache,
         if progress:
             progress.advance(task, len(chunk))
     empty = np.zeros(18, np.float32)
-    return [_faces_of(detections.get(key, empty)) for key in keys]
+    return [_faces_of(detections.get(key, empty), scorer.detector_name) for key in keys]
 
 
 def _read_or_record(paths: list[str], keys: list[str], scorer: Scorer,
@@ -201,12 +203,12 @@ def _detect(images: list, keys: list[str], scorer: Scorer,
         detections[keys[i]] = record
 
 
-def _faces_of(record: np.ndarray) -> Faces:
-    """A detection record → one face (original pixels), or none."""
+def _faces_of(record: np.ndarray, detector: str) -> Faces:
+    """A detection record of ``detector`` → one face (original pixels), or none."""
     if record[0] == 0:
         return Faces.concat([])
     return Faces(record[None, 1:5], record[5:6], record[None, 6:16].reshape(1, 5, 2),
-                 record[None, 16:18])
+                 record[None, 16:18], detector=detector)
 
 
 def _compute_chunk(paths: list[str], keys: list[str], scorer: Scorer, cache: FeatureCache,
@@ -216,7 +218,7 @@ def _compute_chunk(paths: list[str], keys: list[str], scorer: Scorer, cache: Fea
     _detect(images, image_keys, scorer, detections)
     located = []
     for image, key in zip(images, image_keys, strict=True):
-        faces = _faces_of(detections[key])
+        faces = _faces_of(detections[key], scorer.detector_name)
         located.append((faces, faces.landmarks * image.scale))
     measures = scorer.measure(images, [f for f, _ in located], [p for _, p in located])
     for key, (faces, _), values in zip(image_keys, located, measures, strict=True):
