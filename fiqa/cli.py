@@ -177,7 +177,8 @@ def evaluate(
     methods: Annotated[str, typer.Option(
         "--methods", "-m", help="Estimators, comma-separated.")] = "baseline",
     recognizer: Annotated[str, typer.Option(
-        "--recognizer", "-r", help="Recognizers, comma-separated.")] = "dlib,faceres",
+        "--recognizer", "-r", help="Recognizers, comma-separated (default: the strongest "
+        "three external ones, docs/recognizers.md).")] = "sface,dlib,faceres",
     fmr: Annotated[float, typer.Option(
         help="Fix the threshold at this FMR over all impostors, before discarding.")] = 1e-3,
     fnmr: Annotated[float | None, typer.Option(

@@ -132,3 +132,11 @@ def test_images_without_a_face_count_as_errors_or_are_left_out(tmp_path, lfw_pat
     assert errors["genuine"] == 3 and errors["left_out"] == 0
     assert errors["fnmr_start"] == pytest.approx(1 / 3)  # the no-face pair fails at any threshold
     assert left_out["genuine"] == 2 and left_out["left_out"] == 1 and left_out["fnmr_start"] == 0
+
+
+def test_two_runs_sharing_a_cache_keep_each_others_values(tmp_path):
+    first, second = FeatureCache(tmp_path), FeatureCache(tmp_path)
+    first.table("m")["a"], second.table("m")["b"] = np.ones(2), np.zeros(2)
+    first.save("m")
+    second.save("m")
+    assert set(FeatureCache(tmp_path).table("m")) == {"a", "b"}

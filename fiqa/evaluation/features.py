@@ -50,24 +50,29 @@ class FeatureCache:
         """The cached values of ``model`` (loaded once). A damaged file is renamed
         ``<model>.npz.corrupt``, noted in :attr:`warnings`, and its values computed again."""
         if model not in self._tables:
-            path = self.folder / f"{model}.npz"
-            table: dict[str, np.ndarray] = {}
-            if path.is_file():
-                try:
-                    with np.load(path) as data:
-                        table = dict(zip(data["keys"].tolist(), data["values"], strict=True))
-                except Exception as error:  # noqa: BLE001 - any damage: recompute
-                    path.replace(path.with_name(path.name + ".corrupt"))
-                    self.warnings.append(f"cache file {path} was damaged ({type(error).__name__}"
-                                         f"): set aside as {path.name}.corrupt and recomputed")
-            self._tables[model] = table
+            self._tables[model] = self._read(model)
         return self._tables[model]
 
+    def _read(self, model: str) -> dict[str, np.ndarray]:
+        path = self.folder / f"{model}.npz"
+        if not path.is_file():
+            return {}
+        try:
+            with np.load(path) as data:
+                return dict(zip(data["keys"].tolist(), data["values"], strict=True))
+        except Exception as error:  # noqa: BLE001 - any damage: recompute
+            path.replace(path.with_name(path.name + ".corrupt"))
+            self.warnings.append(f"cache file {path} was damaged ({type(error).__name__}): set "
+                                 f"aside as {path.name}.corrupt and recomputed")
+            return {}
+
     def save(self, model: str) -> None:
-        """Write ``model``'s table (atomically: a killed run keeps the previous file)."""
+        """Write ``model``'s table, merged with what other runs saved meanwhile (atomically: a
+        killed run keeps the previous file)."""
         table = self.table(model)
         if not table:
             return
+        table.update({k: v for k, v in self._read(model).items() if k not in table})
         keys = np.array(list(table))
         values = np.stack(list(table.values())).astype(np.float32)
         partial = self.folder / f"{model}.{os.getpid()}.partial.npz"  # concurrent runs: own file
