@@ -1,8 +1,10 @@
 """Training images whose identities never appear in the evaluation protocol (LFW View 2).
 
-Training set: every CelebA identity of ``../shared/data/celeba`` plus the LFW people who appear in
-no View 2 pair (``pairs.txt``) and have at least ``min_images`` images. Evaluation on LFW View 2
-therefore only sees identities the models never trained on.
+Training set: every CelebA identity of ``../shared/data/celeba``, optionally the 2,066 FIW people
+of ``../shared/data/fiw`` (112×112 crops already aligned to the ArcFace template), plus the LFW
+people who appear in no View 2 pair (``pairs.txt``) and have at least ``min_images`` images.
+Evaluation on LFW View 2 therefore only sees identities the models never trained on; leaving
+``lfw`` out of ``sources`` trains with no LFW image at all (the generalisation benchmark's (a)).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..crop import CropSpec, align_faces
+from ..crop import DEFAULT_CROP, CropSpec, align_faces
 from ..evaluation.features import FeatureCache, cached_faces
 from ..imageio import identity_folders, read_image
 from ..pipeline import Scorer
@@ -28,19 +30,40 @@ def lfw_pair_identities(lfw: str | Path) -> set[str]:
     return {Path(p).parent.name for column in ("path_a", "path_b") for p in pairs[column]}
 
 
-def training_images(data: str | Path = DEFAULT_DATA, min_images: int = 2) -> list[tuple[str, str]]:
-    """(path, identity) of every training image: CelebA, plus LFW people outside View 2 with at
-    least ``min_images`` images. Identities are prefixed ``celeba/`` or ``lfw/``."""
+SOURCES = ("celeba", "fiw", "lfw")
+
+
+def training_images(data: str | Path = DEFAULT_DATA, min_images: int = 2,
+                    sources: tuple[str, ...] = ("celeba", "lfw")) -> list[tuple[str, str]]:
+    """(path, identity) of every training image of ``sources``: CelebA; FIW; LFW people outside
+    View 2 with at least ``min_images`` images. Identities are prefixed with their source
+    (``celeba/``, ``fiw/``, ``lfw/``); FIW images are aligned crops (:func:`is_aligned`)."""
     data = Path(data)
-    if not (data / "celeba").is_dir() or not (data / "lfw" / "pairs.txt").is_file():
-        raise FileNotFoundError(f"{data} needs celeba/ and lfw/pairs.txt (see its README)")
-    images = [(str(path), f"celeba/{name}")
-              for name, paths in identity_folders(data / "celeba").items() for path in paths]
-    excluded = lfw_pair_identities(data / "lfw")
-    images += [(str(path), f"lfw/{name}")
-               for name, paths in identity_folders(data / "lfw" / "images").items()
-               if name not in excluded and len(paths) >= min_images for path in paths]
+    unknown = set(sources) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown sources {sorted(unknown)}; known: {SOURCES}")
+    folders = {"celeba": data / "celeba", "fiw": data / "fiw" / "images",
+               "lfw": data / "lfw" / "pairs.txt"}
+    missing = [str(folders[source]) for source in sources if not folders[source].exists()]
+    if missing:
+        raise FileNotFoundError(f"missing training data: {', '.join(missing)} (see its README)")
+    images = []
+    for source in ("celeba", "fiw"):
+        if source in sources:
+            images += [(str(path), f"{source}/{name}")
+                       for name, paths in identity_folders(folders[source]).items()
+                       for path in paths]
+    if "lfw" in sources:
+        excluded = lfw_pair_identities(data / "lfw")
+        images += [(str(path), f"lfw/{name}")
+                   for name, paths in identity_folders(data / "lfw" / "images").items()
+                   if name not in excluded and len(paths) >= min_images for path in paths]
     return images
+
+
+def is_aligned(identity: str) -> bool:
+    """Whether an identity's images are already aligned 112×112 crops (FIW) to use as they are."""
+    return identity.startswith("fiw/")
 
 
 @dataclass
@@ -91,21 +114,28 @@ def _jittered(points: np.ndarray, jitter: float, rng: np.random.Generator) -> np
 
 def load_faces(images: list[tuple[str, str]], cache_folder: str | Path = ".fiqa-cache",
                device: str = "cpu", progress=None) -> FaceSet:
-    """Decode ``(path, identity)`` images and find their largest face (MTCNN, cached in
-    ``cache_folder``); images without a face are dropped."""
-    paths = [path for path, _ in images]
-    faces = cached_faces(paths, Scorer(estimators=(), device=device), FeatureCache(cache_folder),
-                         progress)
+    """Decode ``(path, identity)`` images and find their largest face (the default detector,
+    cached in ``cache_folder``; aligned crops, :func:`is_aligned`, take the template's
+    landmarks); images without a face are dropped."""
+    detected = [path for path, identity in images if not is_aligned(identity)]
+    found = dict(zip(detected, cached_faces(detected, Scorer(estimators=(), device=device),
+                                            FeatureCache(cache_folder), progress), strict=True))
     names = sorted({identity for _, identity in images})
     label_of = {name: i for i, name in enumerate(names)}
     kept, pixels, points = [], [], []
-    for (path, identity), face in zip(images, faces, strict=True):
-        if len(face) == 0:
-            continue
+    for path, identity in images:
         image = read_image(path)
+        if is_aligned(identity):
+            height, width = image.pixels.shape[:2]
+            landmarks = DEFAULT_CROP.landmarks() * [width / DEFAULT_CROP.size,
+                                                    height / DEFAULT_CROP.size]
+        elif len(found[path]):
+            landmarks = found[path].landmarks[0] * image.scale
+        else:
+            continue
         kept.append((path, label_of[identity]))
         pixels.append(torch.from_numpy(image.pixels).permute(2, 0, 1).contiguous())
-        points.append(face.landmarks[0] * image.scale)
+        points.append(landmarks)
     used = sorted({label for _, label in kept})
     relabel = {old: new for new, old in enumerate(used)}
     return FaceSet(pixels, np.stack(points), np.array([relabel[label] for _, label in kept]),
