@@ -24,7 +24,9 @@ def test_sources_and_the_held_out_people(everything):
     by_source = {source: {i for i in identities if i.startswith(f"{source}/")}
                  for source in ("celeba", "fiw", "lfw")}
     assert len(by_source["celeba"]) == 298 and len(by_source["fiw"]) == 2066  # README: "299"
-    assert 2600 < len(identities) < 2800  # "about 2,700 identities"
+    assert len(by_source["lfw"]) == 52  # LFW people outside View 2 with ≥ 2 images
+    with_singles = training_images(DATA, min_images=1, sources=("lfw",))
+    assert len({identity for _, identity in with_singles}) == 5749 - len(lfw_pair_identities(LFW))
     view2 = lfw_pair_identities(LFW)
     assert not {i.split("/", 1)[1] for i in by_source["lfw"]} & view2
     no_lfw = training_images(DATA, sources=("celeba", "fiw"))

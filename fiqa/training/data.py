@@ -1,6 +1,6 @@
 """Training images whose identities never appear in the evaluation protocol (LFW View 2).
 
-Training set: every CelebA identity of ``../shared/data/celeba``, optionally the 2,066 FIW people
+Training set: every CelebA identity of ``../shared/data/celeba`` (298), optionally the 2,066 FIW people
 of ``../shared/data/fiw`` (112×112 crops already aligned to the ArcFace template), plus the LFW
 people who appear in no View 2 pair (``pairs.txt``) and have at least ``min_images`` images.
 Evaluation on LFW View 2 therefore only sees identities the models never trained on; leaving
