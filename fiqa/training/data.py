@@ -1,10 +1,11 @@
 """Training images whose identities never appear in the evaluation protocol (LFW View 2).
 
-Training set: every CelebA identity of ``../shared/data/celeba`` (298), optionally the 2,066 FIW people
-of ``../shared/data/fiw`` (112×112 crops already aligned to the ArcFace template), plus the LFW
-people who appear in no View 2 pair (``pairs.txt``) and have at least ``min_images`` images.
-Evaluation on LFW View 2 therefore only sees identities the models never trained on; leaving
-``lfw`` out of ``sources`` trains with no LFW image at all (the generalisation benchmark's (a)).
+Training set: every CelebA identity of ``../shared/data/celeba`` (298), optionally the 2,066 FIW
+people of ``../shared/data/fiw`` (112×112 crops already aligned to the ArcFace template), plus
+the LFW people who appear in no View 2 pair (``pairs.txt``) and have at least ``min_images``
+images. Evaluation on LFW View 2 therefore only sees identities the models never trained on;
+leaving ``lfw`` out of ``sources`` trains with no LFW image at all (the generalisation
+benchmark's (a)).
 """
 
 from __future__ import annotations
