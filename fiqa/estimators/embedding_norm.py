@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..faces import Faces
-from ..recognizers import recognizer
+from ..recognizers import Recognizer, recognizer
 from ..recognizers.dlib_resnet import DlibResNet
 from ..recognizers.faceres import FaceRes
 from ..recognizers.sface import SFace
@@ -23,13 +23,19 @@ from .base import QualityEstimator
 
 
 class EmbeddingNorm(QualityEstimator):
-    """‖f‖ of recognizer ``recognizer_name``'s embedding of each crop (its ``crop_spec``)."""
+    """‖f‖ of recognizer ``model``'s embedding of each crop; a subclass names the recognizer
+    class and takes its crop spec and weights."""
 
-    recognizer_name: ClassVar[str]
+    model: ClassVar[type[Recognizer]]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "model" in cls.__dict__:
+            cls.crop_spec, cls.weights = cls.model.crop_spec, cls.model.weights
 
     def __init__(self, device: str | torch.device = "auto") -> None:
         super().__init__(device)
-        self.recognizer = recognizer(self.recognizer_name, self.device)
+        self.recognizer = recognizer(self.model.name, self.device)
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         return {"score": self.recognizer.embed(crops).norm(dim=1).cpu().numpy()}
@@ -41,10 +47,8 @@ class DlibNorm(EmbeddingNorm):
 
     name = "dlib-norm"
     description = "norm of dlib's unnormalised embedding (naive baseline for MagFace)"
-    recognizer_name = "dlib"
-    crop_spec = DlibResNet.crop_spec
+    model = DlibResNet
     score_range = (1.2, 1.7)
-    weights = DlibResNet.weights
 
 
 @register
@@ -53,10 +57,8 @@ class SFaceNorm(EmbeddingNorm):
 
     name = "sface-norm"
     description = "norm of SFace's unnormalised embedding (untrained baseline)"
-    recognizer_name = "sface"
-    crop_spec = SFace.crop_spec
+    model = SFace
     score_range = (8.2, 14.5)
-    weights = SFace.weights
 
 
 @register
@@ -65,7 +67,5 @@ class FaceResNorm(EmbeddingNorm):
 
     name = "faceres-norm"
     description = "norm of FaceRes's unnormalised embedding (untrained baseline)"
-    recognizer_name = "faceres"
-    crop_spec = FaceRes.crop_spec
+    model = FaceRes
     score_range = (6.8, 16.5)
-    weights = FaceRes.weights

@@ -17,7 +17,5 @@ class MagFaceMagnitude(EmbeddingNorm):
 
     name = "magface"
     description = "MagFace embedding magnitude (our dlib-backbone MagFace, trained here)"
-    recognizer_name = MagFace.name
-    crop_spec = MagFace.crop_spec
+    model = MagFace
     score_range = (10.0, 36.0)
-    weights = MagFace.weights
