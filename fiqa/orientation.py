@@ -67,17 +67,16 @@ def detect_upright(detector: Detector, images: Sequence[np.ndarray]
               for turns in (1, 2, 3)]
     candidates = detector.detect(turned)
     for n, i in enumerate(retry):
-        best, best_score = results[i], _best_score(results[i][0])
-        needed = best_score + TURN_MARGIN if best_score >= 0 else best_score
+        upright = _best_score(results[i][0])
+        bar = upright + TURN_MARGIN if upright >= 0 else upright  # what a turn must beat
         height, width = images[i].shape[:2]
         for turns, found in zip((1, 2, 3), candidates[3 * n:3 * n + 3], strict=True):
-            if _best_score(found) > max(needed, best_score):
+            score = _best_score(found)
+            if score > bar:
                 corners = unrotate(found.boxes.reshape(-1, 2, 2), turns, height, width)
                 boxes = np.concatenate([corners.min(1), corners.max(1)], axis=1)
                 landmarks = unrotate(found.landmarks, turns, height, width)
-                best = (Detections(boxes, found.scores, landmarks), 90 * turns)
-                best_score = _best_score(found)
-        results[i] = best
+                results[i], bar = (Detections(boxes, found.scores, landmarks), 90 * turns), score
     return results
 
 

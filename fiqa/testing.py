@@ -58,6 +58,7 @@ def check_estimator(estimator: QualityEstimator | str,
         else:
             raise AssertionError(f"{model.name} needs {sorted(model.needs)} but ran without them")
     first, second = model(crops, faces), model(crops, faces)
+    singles = [model(crops[i:i + 1], faces[i:i + 1]) for i in range(len(crops))]
     keys = {"score", *model.components}
     assert set(first) == keys, f"{model.name}: outputs {sorted(first)}, expected {sorted(keys)}"
     for key in keys:
@@ -67,8 +68,7 @@ def check_estimator(estimator: QualityEstimator | str,
         assert np.isfinite(values).all(), f"{model.name}.{key}: not finite on real faces"
         if model.device.type == "cpu":
             np.testing.assert_array_equal(values, second[key], f"{model.name}.{key} varies")
-        single = np.concatenate([model(crops[i:i + 1], faces[i:i + 1])[key]
-                                 for i in range(len(crops))])
+        single = np.concatenate([result[key] for result in singles])
         _close(single, values, tolerance, f"{model.name}.{key}: one by one vs one batch")
     empty = model(crops[:0], faces[:0])
     assert all(len(values) == 0 for values in empty.values()), f"{model.name}: empty batch"

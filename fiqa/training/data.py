@@ -125,15 +125,15 @@ def load_faces(images: list[tuple[str, str]], cache_folder: str | Path = ".fiqa-
     label_of = {name: i for i, name in enumerate(names)}
     kept, pixels, points = [], [], []
     for path, identity in images:
+        if not is_aligned(identity) and len(found[path]) == 0:
+            continue
         image = read_image(path)
         if is_aligned(identity):
             height, width = image.pixels.shape[:2]
             landmarks = DEFAULT_CROP.landmarks() * [width / DEFAULT_CROP.size,
                                                     height / DEFAULT_CROP.size]
-        elif len(found[path]):
-            landmarks = found[path].landmarks[0] * image.scale
         else:
-            continue
+            landmarks = found[path].landmarks[0] * image.scale
         kept.append((path, label_of[identity]))
         pixels.append(torch.from_numpy(image.pixels).permute(2, 0, 1).contiguous())
         points.append(landmarks)
