@@ -31,6 +31,7 @@ from scipy.stats import spearmanr
 import fiqa
 from fiqa.device import resolve_device
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column
+from fiqa.evaluation.protocols import pair_paths
 from fiqa.explain import explain_images, overlay
 from fiqa.pipeline import Scorer
 from fiqa.recognizers.face_vit import CROP_SPEC
@@ -53,7 +54,7 @@ def training_faces():
 
 def agreement(device: torch.device) -> dict:
     pairs = read_lfw_pairs(LFW / "pairs.txt", LFW / "images")
-    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    paths = pair_paths(pairs)
     with Progress() as progress:
         columns, _ = compute_features(paths, Scorer((), ["dlib", "vit"], device=device),
                                       FeatureCache(ROOT / ".fiqa-cache"), progress)
@@ -99,7 +100,7 @@ def figure(device: torch.device) -> dict:
 
     estimator = fiqa.create("attention", device=device)
     pairs = read_lfw_pairs(LFW / "pairs.txt", LFW / "images")
-    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    paths = pair_paths(pairs)
     sample = np.random.default_rng(0).choice(paths, size=400, replace=False)
     items = [item for item in explain_images(sample, estimator) if item.status == "ok"]
     order = np.argsort([item.score for item in items])

@@ -33,6 +33,7 @@ from rich.progress import Progress  # noqa: E402
 
 from fiqa.evaluation.edc import threshold_for_fmr  # noqa: E402
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column  # noqa: E402
+from fiqa.evaluation.protocols import pair_paths  # noqa: E402
 from fiqa.gallery import DEFAULT_FLOOR, DEFAULT_WEIGHTING, Gallery  # noqa: E402
 from fiqa.imageio import identity_folders, read_image  # noqa: E402
 from fiqa.pipeline import Scorer  # noqa: E402
@@ -74,7 +75,7 @@ def thresholds() -> dict:
     """Per recognizer: the cosine at FMR 1e-3 over all impostor pairs of the View 2 images, with
     the best-accuracy threshold and the FNMR / FMR of the 6,000 pairs at it."""
     pairs = lfw_pairs()
-    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    paths = pair_paths(pairs)
     index = {p: i for i, p in enumerate(paths)}
     names = [name for name in list_recognizers() if name in THRESHOLD_RECOGNIZERS]
     data = features(paths, (), names)
@@ -237,7 +238,7 @@ def _summary(parts: list[dict], identities: list[int], draws: list[np.ndarray]
 def gate() -> dict:
     """FNMR, FMR and fraction rejected on the View 2 pairs at dlib's default threshold."""
     pairs = lfw_pairs()
-    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    paths = pair_paths(pairs)
     index = {p: i for i, p in enumerate(paths)}
     data = features(paths)
     a, b = pairs["path_a"].map(index).to_numpy(), pairs["path_b"].map(index).to_numpy()

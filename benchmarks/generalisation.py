@@ -141,7 +141,7 @@ def main() -> None:
     args.device = str(resolve_device(args.device))
     view2 = protocols.lfw_pairs(args.lfw / "pairs.txt", args.lfw / "images")
     plan = photo_plan(view2, args.seed)
-    photos = [plan[image_name(p)] for p in paths_of(limited(view2, args.limit_pairs))]
+    photos = [plan[image_name(p)] for p in protocols.pair_paths(limited(view2, args.limit_pairs))]
     cache = FeatureCache(args.cache)
     frames = []
     for variant in variants(args):
@@ -225,10 +225,6 @@ def limited(pairs: pd.DataFrame, count: int | None) -> pd.DataFrame:
     return pairs.groupby(["fold", "same"], sort=False).head(count).reset_index(drop=True)
 
 
-def paths_of(pairs: pd.DataFrame) -> list[str]:
-    return sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
-
-
 def image_name(path: str) -> str:
     """``.../person/person_0001.jpg`` → ``person/person_0001.jpg``."""
     return "/".join(Path(path).parts[-2:])
@@ -236,7 +232,7 @@ def image_name(path: str) -> str:
 
 def photo_plan(pairs: pd.DataFrame, seed: int) -> dict[str, Photo]:
     """Every image of the (whole) protocol: a seeded half to degrade, and a base seed each."""
-    all_names = sorted({image_name(p) for p in paths_of(pairs)})
+    all_names = sorted({image_name(p) for p in protocols.pair_paths(pairs)})
     rng = np.random.default_rng(seed)
     half = set(rng.permutation(len(all_names))[:len(all_names) // 2].tolist())
     seeds = rng.integers(0, 2**31, len(all_names))
@@ -373,7 +369,7 @@ def run_set(variant: Variant, images: Path, args: argparse.Namespace,
     if missing:
         console.print(f"[yellow]warning:[/yellow] {dropped} comparisons left out: {len(missing)} "
                       f"images missing (e.g. {missing[0]})")
-    paths, recognizer_names = paths_of(pairs), list(names(args.recognizers))
+    paths, recognizer_names = protocols.pair_paths(pairs), list(names(args.recognizers))
     scorer = Scorer([estimator(n, args.device) for n in variant.estimators],
                     [recognizer(n, args.device) for n in recognizer_names], args.device,
                     args.batch_size, detector=args.detector)

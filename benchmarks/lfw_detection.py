@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from fiqa import DEFAULT_CROP, align, read_image
 from fiqa.crop import alignment_matrices
-from fiqa.pipeline import LANDMARK_NAMES
+from fiqa.pipeline import LANDMARK_COLUMNS
 from fiqa.results import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def eye_errors(table) -> np.ndarray:
     """Per face: mean distance (112-px crop pixels) of the aligned eye centres to the template."""
-    columns = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]
-    landmarks = table[columns].to_numpy().reshape(-1, 5, 2)
+    landmarks = table[LANDMARK_COLUMNS].to_numpy().reshape(-1, 5, 2)
     matrices = alignment_matrices(landmarks, DEFAULT_CROP)
     eyes = np.einsum("nij,nkj->nki", matrices[:, :, :2], landmarks[:, :2]) + matrices[:, None, :, 2]
     return np.linalg.norm(eyes - DEFAULT_CROP.landmarks()[:2], axis=2).mean(1)
@@ -47,7 +46,7 @@ def contact_sheet(table, path: Path, count: int = 80, columns: int = 10) -> None
     draw = ImageDraw.Draw(sheet)
     for i, row in enumerate(picks.itertuples()):
         image = read_image(row.path)
-        landmarks = np.array([[getattr(row, f"{n}_{a}") for n in LANDMARK_NAMES for a in "xy"]])
+        landmarks = np.array([[getattr(row, column) for column in LANDMARK_COLUMNS]])
         crop = align(torch.from_numpy(image.pixels).permute(2, 0, 1),
                      landmarks.reshape(1, 5, 2) * image.scale)[0]
         x, y = i % columns * 112, i // columns * 126

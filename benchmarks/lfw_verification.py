@@ -20,6 +20,7 @@ from rich.progress import Progress
 
 from fiqa.detectors import DEFAULT_DETECTOR
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column
+from fiqa.evaluation.protocols import pair_paths
 from fiqa.evaluation.report import cosine
 from fiqa.pipeline import FACE_CHOICES, Scorer
 from fiqa.verification import kfold_accuracy, read_lfw_pairs
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".fiqa-cache")
     args = parser.parse_args()
     pairs = read_lfw_pairs(args.lfw / "pairs.txt", args.lfw / "images")
-    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    paths = pair_paths(pairs)
     row = {path: i for i, path in enumerate(paths)}
     a, b = pairs["path_a"].map(row).to_numpy(), pairs["path_b"].map(row).to_numpy()
     scorer = Scorer((), args.recognizers.split(","), device=args.device, detector=args.detector,

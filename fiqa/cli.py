@@ -243,15 +243,15 @@ def evaluate(
     about = {"data": str(data), "protocol": protocol}
     if missing:
         about.update(missing_images=len(missing), comparisons_without_image=dropped)
-        warn(f"{dropped} comparisons left out: "
-                      f"{len(missing)} listed images do not exist (e.g. {missing[0]})")
-    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+        _warn(f"{dropped} comparisons left out: {len(missing)} listed images do not exist "
+              f"(e.g. {missing[0]})")
+    paths = protocols.pair_paths(pairs)
     console.print(f"{len(pairs)} comparisons ({int(pairs['same'].sum())} genuine) "
                   f"over {len(paths)} images")
     with _progress() as progress:
         features, stats = compute_features(paths, scorer, feature_cache, progress)
     for warning in feature_cache.warnings:
-        warn(warning)
+        _warn(warning)
     hits = sum(s["hits"] for s in stats.values())
     total = hits + sum(s["misses"] for s in stats.values())
     console.print(f"cache: {hits} of {total} image×model results reused "
@@ -275,7 +275,7 @@ def evaluate(
                       f"{r['pauc_normalized']:.3f}")
     Console().print(table)
     for warning in result.warnings:
-        warn(warning)
+        _warn(warning)
     console.print(f"report → {output}/")
 
 
@@ -394,8 +394,7 @@ def enroll(
         _fail(error)
     empty = sorted(sub.name for sub in folder.iterdir() if sub.is_dir() and sub.name not in people)
     if empty:
-        warn(f"{len(empty)} sub-folder(s) without images, "
-                      f"skipped: {', '.join(empty)}")
+        _warn(f"{len(empty)} sub-folder(s) without images, skipped: {', '.join(empty)}")
     before = len(gallery)
     with _progress() as progress:
         task = progress.add_task("enrolling", total=sum(map(len, people.values())))
@@ -405,8 +404,7 @@ def enroll(
                   + ", ".join(f"{status} {count}" for status, count in statuses.items()))
     missing = sorted(set(people) - set(gallery.identities))
     if missing:
-        warn(f"no usable image, not enrolled: "
-                      f"{', '.join(missing)}")
+        _warn(f"no usable image, not enrolled: {', '.join(missing)}")
     if not (report["status"] == "enrolled").any():
         console.print(f"[red]nothing enrolled[/red]: no image of {folder} passed (see the "
                       f"statuses above); {target} was not {'changed' if before else 'written'}")
@@ -553,7 +551,7 @@ def _fail(error: Exception | str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def warn(message: str) -> None:
+def _warn(message: str) -> None:
     """One unwrapped ``warning:`` line; the run goes on."""
     console.print(Text("warning: ", style="yellow") + Text(message), soft_wrap=True)
 

@@ -26,9 +26,9 @@ from .recognizers import Recognizer, recognizer
 
 FACE_CHOICES = ("largest", "central")
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-FACE_COLUMNS = ["path", "face", "status", "x1", "y1", "x2", "y2", "det_score", "rotated"] + [
-    f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"
-]
+LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy"]
+FACE_COLUMNS = ["path", "face", "status", "x1", "y1", "x2", "y2", "det_score", "rotated",
+                *LANDMARK_COLUMNS]
 
 
 class Scorer:
@@ -147,7 +147,7 @@ class Scorer:
             row = {"path": path, "face": i, "status": "ok", "det_score": faces.scores[i],
                    "rotated": faces.rotations[i]}
             row.update(zip(("x1", "y1", "x2", "y2"), faces.boxes[i], strict=True))
-            row.update(zip(FACE_COLUMNS[9:], faces.landmarks[i].reshape(-1), strict=True))
+            row.update(zip(LANDMARK_COLUMNS, faces.landmarks[i].reshape(-1), strict=True))
             row.update({column: column_values[i] for column, column_values in values.items()})
             rows.append(row)
         return rows

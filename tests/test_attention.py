@@ -19,6 +19,7 @@ from fiqa import Scorer
 from fiqa.cli import app
 from fiqa.estimators.attention import AttentionQuality
 from fiqa.evaluation.features import _options, model_id
+from fiqa.evaluation.protocols import pair_paths
 from fiqa.evaluation.report import cosine
 from fiqa.explain import explain_images, overlay
 from fiqa.recognizers import recognizer
@@ -137,7 +138,7 @@ def test_student_separates_held_out_pairs():
     student = recognizer("vit", device="cpu")
     assert student.dim == 128
     encoder = Scorer((), [student], device="cpu")
-    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    paths = pair_paths(pairs)
     rows = {row[0]["path"]: row[0] for row in encoder.run(paths)}
     vectors = {path: np.array([row.get(f"vit.{i}", np.nan) for i in range(128)])
                for path, row in rows.items()}

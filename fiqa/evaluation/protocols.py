@@ -66,10 +66,15 @@ def folder_pairs(folder: str | Path, impostors: int = 100_000, seed: int = 0) ->
     return _with_identities(pairs)
 
 
+def pair_paths(pairs: pd.DataFrame) -> list[str]:
+    """Every image the comparisons use, once each, sorted."""
+    return sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+
+
 def existing(pairs: pd.DataFrame) -> tuple[pd.DataFrame, list[str], int]:
     """The comparisons whose two images exist, the listed images that do not, and how many
     comparisons they cost. ValueError when none of the listed images exists."""
-    paths = sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
+    paths = pair_paths(pairs)
     missing = [path for path in paths if not Path(path).is_file()]
     if paths and len(missing) == len(paths):
         raise ValueError(f"none of the {len(paths)} images the protocol lists exists "
