@@ -1,21 +1,28 @@
-"""Train our MagFace model (dlib backbone + MagFace head) → weights/magface.safetensors.
+"""Train our MagFace model (SFace backbone + MagFace head) → weights/magface.safetensors.
 
-    python scripts/train_magface.py                       # CPU configuration (~10 min, 2 cores)
+    python scripts/train_magface.py                    # CPU configuration (~2 min once views exist)
+    python scripts/train_magface.py --mfr true         # MFR domain-generalisation training
     python scripts/train_magface.py --config gpu --device cuda   # fine-tune the backbone too
-    python scripts/train_magface.py --holdout 50 --no-save       # tune on held-out CelebA people
+    python scripts/train_magface.py --holdout 300 --no-save      # develop on held-out people
+    python scripts/train_magface.py --lodo             # plain vs MFR, leave-one-domain-out
 
-Data: fiqa.training.data.training_images() — CelebA plus the LFW people outside View 2, so LFW
-View 2 stays unseen. Every image is aligned with random jitter and degraded at random (blur,
-resolution, noise, JPEG, occlusion, illumination; a quarter left clean).
+Data: fiqa.training.data.training_images(sources=--sources), by default CelebA and FIW and *no
+LFW image*, so LFW (View 2 and all) stays unseen. Every photo gives a clean view and ``--views``
+views degraded as whole photographs (fiqa.training.photo_views: the training recipe, then
+detection and alignment again); FIW crops are degraded as they are.
 
-* cpu: the dlib backbone is frozen; ``--views`` degraded views per image are rendered once and
-  their pooled features cached in .fiqa-cache/train/; the head trains on them in seconds an epoch.
+* cpu: the SFace backbone is frozen; the views' SFace head inputs are rendered once (about
+  25 min on two cores for CelebA + FIW) and cached in .fiqa-cache/train/; the head trains on them
+  in seconds an epoch.
 * gpu: backbone and head train together on views rendered afresh every step.
 
-With ``--holdout N``, N CelebA identities are left out of training and the script reports how
-well the magnitude ranks their views (Spearman ρ against the degradation severity and against
-the view's similarity to its identity's other images), beside dlib's own embedding norm.
-Writes the epoch log to benchmarks/results/magface_training*.json and a plot to docs/img/.
+``--holdout N`` keeps N identities (a seeded draw over all sources) out of training and reports
+how well the magnitude ranks their views: Spearman ρ against the view's identity margin under
+SFace (cosine to its own identity's other clean images − the best other identity, the quantity a
+verification error depends on) and the ROC AUC separating clean from degraded views, beside
+SFace's own embedding norm. ``--lodo`` trains plain and MFR heads with each domain left out (the
+datasets, and the photo-degradation families) and reports both on the views of the left-out
+domain of held-out people: benchmarks/results/magface_lodo.json.
 """
 
 from __future__ import annotations
@@ -27,113 +34,128 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
 
 from fiqa.device import resolve_device
-from fiqa.training.data import celeba_holdout, load_faces, training_images
-from fiqa.training.magface import MagFaceConfig, cached_pooled_features, finetune, train_head
+from fiqa.training.data import training_images
+from fiqa.training.magface import MagFaceConfig, finetune, train_head
+from fiqa.training.photo_degrade import FAMILIES
+from fiqa.training.photo_views import PhotoViews, cached_photo_views
+from fiqa.training.ri import identity_margins
 from fiqa.training.runs import chosen_config, config_parser, run_facts, write_history
 from fiqa.weights import load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".fiqa-cache" / "train"
+RESULTS = ROOT / "benchmarks" / "results"
 CONFIGS = {
     "cpu": MagFaceConfig(),
-    "gpu": MagFaceConfig(views=1, epochs=8, batch_size=256, lr=1e-3, backbone_lr=1e-4),
+    "gpu": MagFaceConfig(epochs=8, batch_size=256, lr=1e-3, backbone_lr=1e-4),
 }
+LODO_DOMAINS = ("celeba", "fiw", "downscale", "defocus", "noise", "jpeg", "occlusion")
 
 
 def main() -> None:
     parser = config_parser(__doc__, CONFIGS, "magface")
-    parser.add_argument("--holdout", type=int, default=0, help="CelebA identities kept out (dev)")
+    parser.add_argument("--sources", default="celeba,fiw", help="training datasets")
+    parser.add_argument("--holdout", type=int, default=0, help="identities kept out (dev)")
+    parser.add_argument("--lodo", action="store_true", help="leave-one-domain-out comparison")
     args = parser.parse_args()
     config = chosen_config(args, CONFIGS)
-    device = resolve_device(args.device)
-    faces = load_faces(training_images(args.data))
-    train = ~np.isin(faces.labels, celeba_holdout(faces, args.holdout, config.seed))
-    print(f"{len(faces)} faces of {len(faces.identities)} identities; training on {train.sum()} "
-          f"({len(faces.identities) - args.holdout} identities), config {config}", flush=True)
-    suffix = f"_{args.config}" + (f"_holdout{args.holdout}" if args.holdout else "")
+    images = training_images(args.data, sources=tuple(args.sources.split(",")))
     if config.backbone_lr > 0:
-        net, history = finetune(faces_subset(faces, train), config, device)
-    else:
-        features, labels, severity = cached_pooled_features(faces, config, device, CACHE)
-        in_train = np.tile(train, config.views)
-        _, relabelled = np.unique(labels[in_train], return_inverse=True)
-        net, history = train_head(features[torch.from_numpy(in_train)], relabelled, config)
-        if args.holdout:
-            dev = ~in_train
-            report = dev_report(net, features[torch.from_numpy(dev)], labels[dev], severity[dev],
-                                np.tile(np.arange(len(faces)), config.views)[dev])
-            print(json.dumps(report, indent=2))
-            history.append({"dev": report})
-    write_log(history, config, suffix)
+        net, history = finetune(images, config, resolve_device(args.device))
+        write_history(RESULTS / f"magface_training_{args.config}.json", config, history)
+        if not args.no_save:
+            save(net, args, config, f"{len(images)} photos", history)
+        return
+    views = cached_photo_views(images, config.views, config.seed)
+    print(f"{len(views)} views of {len(images)} photos, {len(views.identities)} identities; "
+          f"{views.lost.sum()} degraded views lost their face", flush=True)
+    if args.lodo:
+        lodo(views, config)
+        return
+    train = ~views.held_out(args.holdout, config.seed)
+    net, history = fit(views, train, config)
+    if args.holdout:
+        report = dev_report(net, views, ~train)
+        print(json.dumps(report, indent=2))
+        history.append({"dev": report})
+    suffix = f"_{args.config}" + ("_mfr" if config.mfr else "") + (
+        f"_holdout{args.holdout}" if args.holdout else "")
+    write_history(RESULTS / f"magface_training{suffix}.json", config, history)
     if not args.no_save:
-        save(net, args, config, faces, history)
+        save(net, args, config, f"{int(train.sum())} views of {len(views.identities)} "
+                                f"identities ({args.sources})", history)
 
 
-def faces_subset(faces, keep: np.ndarray):
-    """The faces where ``keep`` is true, labels renumbered 0…C−1."""
-    index = np.flatnonzero(keep)
-    _, labels = np.unique(faces.labels[index], return_inverse=True)
-    return dataclasses.replace(faces, images=[faces.images[i] for i in index],
-                               landmarks=faces.landmarks[index], labels=labels,
-                               paths=[faces.paths[i] for i in index])
+def domains(views: PhotoViews) -> dict[str, np.ndarray]:
+    """The MFR domains: each dataset, and the views each degradation family touched."""
+    sources = views.sources
+    return ({name: sources == name for name in np.unique(sources)}
+            | {family: views.has_family(family) for family in FAMILIES})
 
 
-def dev_report(net, features: torch.Tensor, labels: np.ndarray, severity: np.ndarray,
-               image: np.ndarray) -> dict:
-    """Spearman ρ of MagFace's magnitude and of dlib's embedding norm against (a) −severity and
-    (b) each view's cosine to the mean dlib embedding of its identity's other images."""
+def fit(views: PhotoViews, train: np.ndarray, config: MagFaceConfig):
+    """A head trained on the views where ``train`` is true (labels renumbered)."""
+    _, labels = np.unique(views.labels[train], return_inverse=True)
+    in_domains = {name: mask[train] for name, mask in domains(views).items()}
+    return train_head(views.features[torch.from_numpy(train)], labels, config, in_domains,
+                      log=lambda row: print(json.dumps(row), flush=True))
+
+
+def scores(net, views: PhotoViews, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """MagFace's magnitude and SFace's embedding norm on ``rows``."""
+    features = views.features[torch.from_numpy(rows)].float()
     with torch.inference_mode():
-        x = features.float()
-        magnitude = net.head(x).norm(dim=1).numpy()
-        dlib = net.backbone.fc(x)
-    unit = F.normalize(dlib, dim=1).numpy()
-    utility = np.empty(len(labels))
-    for label in np.unique(labels):
-        rows = np.flatnonzero(labels == label)
-        for r in rows:
-            others = rows[image[rows] != image[r]]
-            utility[r] = unit[r] @ unit[others].mean(0) if len(others) else np.nan
-    known = ~np.isnan(utility)
-    scores = {"magface": magnitude, "dlib_norm": dlib.norm(dim=1).numpy()}
-    return {name: {"rho_severity": float(spearmanr(s, -severity)[0]),
-                   "rho_utility": float(spearmanr(s[known], utility[known])[0])}
-            for name, s in scores.items()} | {"views": len(labels)}
+        magnitude = net.head(features).norm(dim=1).numpy()
+    return {"magface": magnitude, "sface_norm": views.embeddings[rows].norm(dim=1).numpy()}
 
 
-def write_log(history: list[dict], config: MagFaceConfig, suffix: str) -> None:
-    write_history(ROOT / "benchmarks" / "results" / f"magface_training{suffix}.json", config,
-                  history)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [row for row in history if "epoch" in row]
-    figure, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for axis, key in zip(axes, ("ce", "accuracy", "magnitude"), strict=True):
-        axis.plot([r["epoch"] for r in epochs], [r[key] for r in epochs])
-        axis.set(xlabel="epoch", title={"ce": "margin cross-entropy",
-                                        "accuracy": "training accuracy (no margin)",
-                                        "magnitude": "mean ‖f‖"}[key])
-    figure.tight_layout()
-    figure.savefig(ROOT / "docs" / "img" / f"magface_training{suffix}.png", dpi=100)
+def dev_report(net, views: PhotoViews, rows: np.ndarray) -> dict:
+    """Spearman ρ against the SFace identity margin and clean-vs-degraded AUC on ``rows``."""
+    margin = identity_margins(views.embeddings[rows], views.labels[rows], views.image[rows],
+                              views.view[rows] == 0)
+    known, degraded = ~np.isnan(margin), views.families[rows] > 0
+    report = {"views": int(rows.sum())}
+    for name, score in scores(net, views, rows).items():
+        report[name] = {"rho_margin": float(spearmanr(score[known], margin[known])[0]),
+                        "auc_clean": float(roc_auc_score(~degraded, score))
+                        if 0 < degraded.sum() < len(degraded) else None}
+    return report
 
 
-def save(net, args, config: MagFaceConfig, faces, history: list[dict]) -> None:
-    trained = net if config.backbone_lr > 0 else net.head  # a frozen backbone stays dlib's file
+def lodo(views: PhotoViews, config: MagFaceConfig) -> None:
+    """Plain and MFR heads with each domain of :data:`LODO_DOMAINS` left out, judged on that
+    domain's views of 300 held-out identities (their clean views make the prototypes)."""
+    held = views.held_out(300, config.seed)
+    quick = dataclasses.replace(config, epochs=15)
+    report = {"config": dataclasses.asdict(quick), "domains": {}}
+    for domain, mask in domains(views).items():
+        if domain not in LODO_DOMAINS:
+            continue
+        row = {}
+        judged = held & (mask | (views.view == 0))
+        for method in ("plain", "mfr"):
+            run = dataclasses.replace(quick, mfr=method == "mfr")
+            net, _ = fit(views, ~held & ~mask, run)
+            full = dev_report(net, views, judged)
+            row[method] = full["magface"]
+            row["sface_norm"] = full["sface_norm"]
+        report["domains"][domain] = row
+        print(domain, json.dumps(row), flush=True)
+        (RESULTS / "magface_lodo.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
+def save(net, args, config: MagFaceConfig, data: str, history: list[dict]) -> None:
+    trained = net if config.backbone_lr > 0 else net.head  # a frozen backbone stays SFace's file
     prefix = "" if config.backbone_lr > 0 else "head."
     save_weights(
         args.name, {prefix + key: value.detach() for key, value in trained.state_dict().items()},
-        source="trained here: dlib ResNet backbone (weights/dlib_resnet, CC0) + MagFace head",
-        licence="CC0 backbone; trained on CelebA and LFW (published for non-commercial research)",
+        source="trained here: SFace backbone (weights/sface, Apache-2.0) + MagFace head",
+        licence="Apache-2.0 backbone; head trained on CelebA and FIW (non-commercial research)",
         made_by=" ".join(["python scripts/train_magface.py", *sys.argv[1:]]),
-        notes=json.dumps({"data": f"{len(faces)} faces, {len(faces.identities)} identities "
-                                  "(CelebA + LFW outside View 2)",
-                          "config": dataclasses.asdict(config),
+        notes=json.dumps({"data": data, "config": dataclasses.asdict(config),
                           **run_facts(history, ROOT)}),
     )
     load_weights(args.name)  # checks the file against the manifest

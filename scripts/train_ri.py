@@ -1,18 +1,20 @@
 """UI centres for the recognizers and the RI regression head → weights/ri_centres, ri_head.
 
-    python scripts/train_ri.py [--recognizers dlib,faceres,magface] [--holdout 0]
+    python scripts/train_ri.py [--recognizers sface,mobilefacenet,dlib,faceres,magface]
+    python scripts/train_ri.py --holdout 300        # develop: report on held-out people
 
 1. For every recognizer: the UI centre from 2,000 unrecognisable views of training faces
    (fiqa.training.unrecognisable), and the two angles that anchor ri-proximity's 0–100 quality:
    the median angle of 500 fresh unrecognisable views (→ 0) and the 95th percentile over the
    clean training faces (→ 100).
-2. The RI target (fiqa.training.ri) of every degraded training view of the MagFace CPU
-   configuration (same views, same cache: .fiqa-cache/train/), from dlib's embeddings, and a
-   regression head on dlib's pooled features fitted to it (CPU, about a minute).
+2. The RI target (fiqa.training.ri) of every photo view of the MagFace CPU configuration (same
+   views, same cache: fiqa.training.photo_views), from SFace's embeddings and SFace's UI centre,
+   and a regression head on SFace's head inputs fitted to it (CPU, about a minute).
 
-Training faces: fiqa.training.data.training_images() (CelebA + LFW people outside View 2). With
-``--holdout N``, N CelebA identities are kept out of the head's training and the script reports
-Spearman ρ of the predicted RI against the true RI and against the degradation severity there.
+Training faces: fiqa.training.data.training_images(sources=("celeba", "fiw")): CelebA and FIW,
+no LFW image. With ``--holdout N``, N identities (the same draw as train_magface.py's) are kept
+out of the head's training, and the script reports Spearman ρ of the predicted RI against the
+true RI and the clean-versus-degraded ROC AUC there.
 """
 
 from __future__ import annotations
@@ -25,17 +27,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
 
 from fiqa.estimators.ri_proximity import RIProximity
 from fiqa.recognizers import recognizer
-from fiqa.training.data import DEFAULT_DATA, celeba_holdout, load_faces, training_images
-from fiqa.training.magface import MagFaceConfig, cached_pooled_features
+from fiqa.training.data import DEFAULT_DATA, load_faces, training_images
+from fiqa.training.magface import MagFaceConfig
+from fiqa.training.photo_views import cached_photo_views
 from fiqa.training.ri import ri_targets, train_ri_head
 from fiqa.training.unrecognisable import ui_centre, unrecognisable_views
 from fiqa.weights import load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = "made here from training faces (CelebA + LFW outside View 2) and the recognizers' weights"
+SOURCES = ("celeba", "fiw")
+SOURCE = "made here from training faces (CelebA + FIW, no LFW) and the recognizers' weights"
 LICENCE = "derived from the recognizers' weights; data published for non-commercial research"
 
 
@@ -68,30 +73,28 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--recognizers", default="dlib,faceres,magface")
+    parser.add_argument("--recognizers", default="sface,mobilefacenet,dlib,faceres,magface")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--holdout", type=int, default=0, help="CelebA identities kept out (dev)")
+    parser.add_argument("--holdout", type=int, default=0, help="identities kept out (dev)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    faces = load_faces(training_images(args.data))
+    images = training_images(args.data, sources=SOURCES)
     made_by = " ".join(["python scripts/train_ri.py", *sys.argv[1:]])
     names = args.recognizers.split(",")
-    stored = centres(faces, names if not args.holdout else ["dlib"], args.device)
-    if not args.holdout:
+    if args.holdout:
+        centre = torch.as_tensor(load_weights("ri_centres")["sface.centre"])
+    else:
+        stored = centres(load_faces(images), names, args.device)
         save_weights("ri_centres", stored, source=SOURCE, licence=LICENCE, made_by=made_by,
-                     notes=json.dumps({"recognizers": names, "views": 2000, "faces": len(faces)}))
+                     notes=json.dumps({"recognizers": names, "views": 2000}))
         load_weights("ri_centres")  # checks the file against the manifest
-    centre = stored["dlib.centre"]
-    config = MagFaceConfig()  # the same degraded views as MagFace's CPU configuration
-    features, labels, severity = cached_pooled_features(faces, config, torch.device(args.device),
-                                                        ROOT / ".fiqa-cache" / "train")
-    images = np.tile(np.arange(len(faces)), config.views)
-    dlib = recognizer("dlib", "cpu").model
-    with torch.inference_mode():
-        embeddings = dlib.fc(features.float())
-    targets = ri_targets(embeddings, labels, images, severity == 0, centre)
-    held = np.isin(labels, celeba_holdout(faces, args.holdout, args.seed))
+        centre = stored["sface.centre"]
+    config = MagFaceConfig()  # the same photo views as MagFace's CPU configuration
+    views = cached_photo_views(images, config.views, config.seed)
+    features = views.features
+    targets = ri_targets(views.embeddings, views.labels, views.image, views.view == 0, centre)
+    held = views.held_out(args.holdout, args.seed)  # the draw of train_magface.py's --holdout
     head, history = train_ri_head(features[torch.from_numpy(~held)], targets["ri"][~held],
                                   epochs=args.epochs, seed=args.seed)
     with torch.inference_mode():
@@ -99,12 +102,13 @@ def main() -> None:
     report = {"training_views": int((~held).sum()), "history": history}
     if args.holdout:
         known = held & ~np.isnan(targets["ri"])
+        degraded = views.families[held] > 0
         report["holdout"] = {
             "views": int(held.sum()),
             "rho_target": float(spearmanr(predicted[known], targets["ri"][known])[0]),
-            "rho_severity": float(spearmanr(predicted[held], -severity[held])[0]),
-            "rho_severity_proximity": float(spearmanr(targets["proximity"][held],
-                                                      -severity[held])[0]),
+            "auc_clean": float(roc_auc_score(~degraded, predicted[held])),
+            "auc_clean_sface_norm": float(roc_auc_score(
+                ~degraded, views.embeddings[held].norm(dim=1))),
         }
         print(json.dumps(report["holdout"], indent=2))
     results = ROOT / "benchmarks" / "results"
@@ -117,6 +121,7 @@ def main() -> None:
         save_weights("ri_head", tensors | {"range": torch.tensor([low, high])}, source=SOURCE,
                      licence=LICENCE, made_by=made_by,
                      notes=json.dumps({"views": report["training_views"], "epochs": args.epochs,
+                                       "target": "RI of SFace embeddings, photo views",
                                        "final_mse": history[-1]["mse"]}))
         print("wrote weights/ri_centres.safetensors and weights/ri_head.safetensors")
 

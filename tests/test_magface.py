@@ -1,4 +1,4 @@
-"""MagFace: the loss's magnitude–difficulty trade-off, degradations, training, and the model."""
+"""MagFace: the loss's magnitude–difficulty trade-off, photo views, training, and the model."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import PHOTO_DEGRADATIONS
 
 import fiqa
 from fiqa.recognizers import recognizer
 from fiqa.recognizers.dlib_resnet import DlibResNet
+from fiqa.recognizers.sface import HEAD_INPUTS, SFace
 from fiqa.training.degrade import DEGRADATIONS, degrade, random_degradations
-from fiqa.training.magface import (
-    MagFaceConfig,
-    MagFaceLoss,
-    finetune,
-    pooled_features,
-    train_head,
-)
+from fiqa.training.magface import MagFaceConfig, MagFaceLoss, finetune, train_head
+from fiqa.training.photo_views import PhotoViews, cached_photo_views
 
 
 def test_loss_lets_easy_faces_keep_larger_magnitudes():
@@ -72,36 +69,71 @@ def test_jitter_moves_the_crop(lfw_faceset):
     assert (moved.float() - still.float()).abs().mean() > 5
 
 
-def test_head_training_learns_identities(lfw_faceset):
-    """A few epochs on real degraded views: training accuracy rises, and the log is complete."""
-    config = MagFaceConfig(views=4, epochs=25, batch_size=16, lr=3e-3)
-    features, labels, severity = pooled_features(lfw_faceset, config, torch.device("cpu"))
-    assert features.shape == (48, 256) and len(labels) == len(severity) == 48
-    net, history = train_head(features, labels, config, log=lambda row: None)
+@pytest.fixture(scope="module")
+def photo_views(lfw_faceset, tmp_path_factory) -> PhotoViews:
+    """The twelve lfw_faceset photos (six people), a clean and two photo-degraded views each."""
+    images = [(path, f"lfw/{lfw_faceset.identities[label]}")
+              for path, label in zip(lfw_faceset.paths, lfw_faceset.labels, strict=True)]
+    return cached_photo_views(images, views=2, cache=tmp_path_factory.mktemp("views"), workers=1)
+
+
+def test_photo_views_are_sface_inputs_of_real_photos(photo_views, lfw_faceset):
+    """Clean views carry exactly SFace's embedding of the photo's aligned face; degraded views
+    were degraded as photos and detected again, and the families they got are recorded."""
+    assert photo_views.features.shape[1] == HEAD_INPUTS
+    assert photo_views.features.dtype == torch.float16
+    clean = photo_views.view == 0
+    assert np.array_equal(photo_views.image[clean], np.arange(12))
+    assert len(photo_views) + photo_views.lost.sum() == 36
+    sface = recognizer("sface", "cpu").embed(lfw_faceset.crops(np.arange(12), SFace.crop_spec))
+    stored = photo_views.embeddings[clean]
+    assert torch.allclose(stored, sface, atol=0.02, rtol=0.01)
+    assert (photo_views.families[~clean] > 0).mean() > 0.5
+    assert np.array_equal(photo_views.labels, lfw_faceset.labels[photo_views.image])
+
+
+def test_head_training_learns_identities(photo_views):
+    """A few epochs on real photo views: training accuracy rises, and the backbone stays SFace."""
+    config = MagFaceConfig(epochs=25, batch_size=8, lr=3e-3)
+    net, history = train_head(photo_views.features, photo_views.labels, config,
+                              log=lambda row: None)
     assert len(history) == 25 and history[-1]["accuracy"] > history[0]["accuracy"]
     assert history[-1]["ce"] < history[0]["ce"]
-    with torch.inference_mode():  # the backbone is dlib's, untouched
-        x = torch.randn(2, 3, 150, 150)
-        assert torch.allclose(net.backbone(x), recognizer("dlib", "cpu").model(x), atol=1e-5)
+    with torch.inference_mode():
+        x = torch.randn(2, 3, 112, 112)
+        assert torch.allclose(net.backbone(x), recognizer("sface", "cpu").model(x), atol=1e-4)
 
 
-def test_finetune_updates_the_backbone(lfw_faceset):
-    config = MagFaceConfig(views=1, epochs=1, batch_size=6, lr=1e-3, backbone_lr=1e-3)
-    net, history = finetune(lfw_faceset, config, torch.device("cpu"), log=lambda row: None)
-    before = recognizer("dlib", "cpu").model.stem.weight
-    assert len(history) == 1 and not torch.allclose(net.backbone.stem.weight, before)
+def test_mfr_training_takes_meta_test_steps(photo_views):
+    """With MFR every step also scores a meta-test domain after a virtual step; it needs domains."""
+    config = MagFaceConfig(epochs=3, batch_size=8, mfr=True)
+    degraded = photo_views.families > 0
+    _, history = train_head(photo_views.features, photo_views.labels, config,
+                            {"clean": ~degraded, "degraded": degraded}, log=lambda row: None)
+    assert all(np.isfinite(row["meta"]) and row["meta"] > 0 for row in history)
+    with pytest.raises(ValueError, match="two domains"):
+        train_head(photo_views.features, photo_views.labels, config, log=lambda row: None)
 
 
-def test_magface_magnitude_falls_as_faces_degrade(lfw_faceset):
-    """The trained model: real LFW faces (never trained on) score higher clean than degraded."""
+def test_finetune_updates_the_backbone(photo_views, tmp_path):
+    config = MagFaceConfig(views=1, epochs=1, batch_size=4, lr=1e-3, backbone_lr=1e-3)
+    images = photo_views.images[:4]
+    net, history = finetune(images, config, torch.device("cpu"), cache=tmp_path,
+                            log=lambda row: None)
+    before = recognizer("sface", "cpu").model.layers[0].weight
+    assert len(history) == 1 and not torch.allclose(net.backbone.layers[0].weight, before)
+
+
+@pytest.mark.parametrize("family", sorted(PHOTO_DEGRADATIONS))
+def test_magface_magnitude_falls_on_degraded_photos(lfw_photo_pairs, family):
+    """The trained model on LFW View 2 people (no LFW image was trained on), whole photos degraded
+    by settings of the evaluation recipe, detected again: clean faces score higher."""
     estimator = fiqa.create("magface", device="cpu")
-    crops = lfw_faceset.crops(np.arange(12), estimator.crop_spec)
-    clean = estimator.score(crops)
-    assert np.all((clean > 10) & (clean < 130))
-    for kind in ("blur", "resolution", "noise"):
-        worse = estimator.score(degrade(crops, kind, 0.9, np.random.default_rng(0)))
-        assert np.median(worse) < np.median(clean) and np.mean(worse < clean) >= 0.75, kind
-    quality = estimator.to_quality(clean)
+    clean, degraded = lfw_photo_pairs[family]
+    assert len(clean) >= 8, "the detector lost most degraded faces"
+    before, after = estimator.score(clean), estimator.score(degraded)
+    assert np.median(after) < np.median(before) and np.mean(after < before) >= 0.75
+    quality = estimator.to_quality(before)
     assert np.all((quality >= 0) & (quality <= 100))
 
 
@@ -109,7 +141,9 @@ def test_magface_recognizer_matches_the_estimator(lfw_faceset):
     model = recognizer("magface", device="cpu")
     crops = lfw_faceset.crops(np.arange(4), model.crop_spec)
     embeddings = model.embed(crops)
-    assert embeddings.shape == (4, 512)
+    assert embeddings.shape == (4, 128)
+    direction = recognizer("sface", device="cpu").embed(crops, normalize=True)
+    assert torch.allclose(torch.nn.functional.normalize(embeddings, dim=1), direction, atol=1e-5)
     assert np.allclose(embeddings.norm(dim=1).numpy(),
                        fiqa.create("magface", device="cpu").score(crops), rtol=1e-5)
     same = torch.nn.functional.cosine_similarity(embeddings[0], embeddings[1], dim=0)

@@ -3,7 +3,8 @@
 For MagFace the norm is trained to be quality; for every other recognizer it is the free,
 untrained baseline that a learned head on that backbone must beat (``<recognizer>-norm``).
 Each score range is the 1st to 99th percentile of the norms of 600 CelebA photos (training-side
-data; our detection and alignment).
+data; our detection and alignment). MobileFaceNet has none: its graph ends in an L2
+normalisation, so every embedding it returns has norm 1.
 """
 
 from __future__ import annotations
@@ -69,3 +70,4 @@ class FaceResNorm(EmbeddingNorm):
     description = "norm of FaceRes's unnormalised embedding (untrained baseline)"
     model = FaceRes
     score_range = (6.8, 16.5)
+

@@ -1,9 +1,10 @@
-"""Recognizability index, learned: a regression head on dlib's backbone predicts the RI.
+"""Recognizability index, learned: a regression head on SFace's backbone predicts the RI.
 
 The RI of Chai et al. (CVPR 2023) combines (i) how far a face's embedding points from the
 unrecognisable-identity centre and (ii) how much closer it is to its own identity's prototype than
 to the nearest other one. (ii) needs to know who the face is; the head learns to predict the index
-from the image alone (``fiqa.training.ri`` gives the exact target; ``scripts/train_ri.py`` trains).
+from the image alone (``fiqa.training.ri`` gives the exact target; ``scripts/train_ri.py`` trains
+it on photo-degraded views of CelebA and FIW, no LFW image).
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ import torch
 from torch import nn
 
 from ..faces import Faces
-from ..recognizers.dlib_resnet import DlibResNet, DlibResNetModule
+from ..recognizers.sface import HEAD_INPUTS, SFace, SFaceNet
 from ..weights import load_weights
 from . import register
 from .base import QualityEstimator
 
 
 class RIHead(nn.Module):
-    """N×256 pooled dlib features → N predicted RI values (about −3 … 2; higher = better)."""
+    """N×1152 SFace head inputs → N predicted RI values (about −3 … 2; higher = better)."""
 
-    def __init__(self, inputs: int = 256, hidden: int = 256) -> None:
+    def __init__(self, inputs: int = HEAD_INPUTS, hidden: int = 256) -> None:
         super().__init__()
         self.layers = nn.Sequential(nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                                     nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
@@ -33,19 +34,19 @@ class RIHead(nn.Module):
 
 @register
 class RIRegression(QualityEstimator):
-    """Predicted recognizability index of dlib's embedding; the 0–100 quality spans the 1st to
+    """Predicted recognizability index of SFace's embedding; the 0–100 quality spans the 1st to
     99th percentile of the index on the training views."""
 
     name = "ri"
-    description = "recognizability index (Chai et al. 2023) regressed on dlib features; ours"
-    crop_spec = DlibResNet.crop_spec
+    description = "recognizability index (Chai et al. 2023) regressed on SFace features; ours"
+    crop_spec = SFace.crop_spec
     score_range = (-3.0, 2.0)
-    weights = ("dlib_resnet", "ri_head")
+    weights = ("sface", "ri_head")
 
     def __init__(self, device: str | torch.device = "auto") -> None:
         super().__init__(device)
-        self.backbone = DlibResNetModule()
-        self.backbone.load_state_dict(load_weights("dlib_resnet"))
+        self.backbone = SFaceNet()
+        self.backbone.load_state_dict(load_weights("sface"))
         stored = load_weights("ri_head")
         self.head = RIHead()
         self.head.load_state_dict({k[5:]: v for k, v in stored.items() if k.startswith("head.")})
@@ -54,5 +55,5 @@ class RIRegression(QualityEstimator):
         self.head.to(self.device).eval()
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
-        pooled = self.backbone.pooled(self.crop_spec.normalize(crops))
-        return {"score": self.head(pooled).cpu().numpy()}
+        features = self.backbone.head_inputs(self.crop_spec.normalize(crops))
+        return {"score": self.head(features).cpu().numpy()}

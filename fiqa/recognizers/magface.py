@@ -1,66 +1,70 @@
-"""Our MagFace model: dlib's ResNet backbone with a MagFace-trained embedding head, 512-d.
+"""Our MagFace model: a MagFace-trained magnitude head on the frozen SFace backbone, 128-d.
 
-The embedding's direction identifies the person and its magnitude ‖f‖ (about 10–60) says how
-recognisable the face is (Meng et al., "MagFace: A Universal Representation for Face Recognition
-and Quality Assessment", CVPR 2021). Trained here by ``scripts/train_magface.py`` on CelebA and
-the LFW people outside View 2 (see ``docs/magface.md``); the quality side is the ``magface``
-estimator.
+The embedding's direction identifies the person and its magnitude ‖f‖ says how recognisable the
+face is (Meng et al., "MagFace: A Universal Representation for Face Recognition and Quality
+Assessment", CVPR 2021). Trained here by ``scripts/train_magface.py`` on views of CelebA and FIW
+degraded as whole photographs, with no LFW image (see ``docs/magface.md``); the quality side is
+the ``magface`` estimator.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..weights import load_weights
 from . import register
 from .base import Recognizer
-from .dlib_resnet import DlibResNet, DlibResNetModule
-
-EMBEDDING_DIM = 512
+from .sface import EMBEDDING_DIM, HEAD_INPUTS, POOLED_DIM, SFace, SFaceNet
 
 
 class MagFaceHead(nn.Module):
-    """N×256 pooled backbone features → N×512 embeddings whose norm carries quality."""
+    """N×1152 SFace head inputs → N×128 embeddings: SFace's own direction, scaled to a learned
+    magnitude in (low, high) that carries quality. Keeping SFace's direction keeps its
+    recognition accuracy, and leaves the head nothing to memorise identities with."""
 
-    def __init__(self, inputs: int = 256, hidden: int = 512, dim: int = EMBEDDING_DIM) -> None:
+    def __init__(self, inputs: int = HEAD_INPUTS, hidden: int = 256, low: float = 10.0,
+                 high: float = 60.0) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden), nn.PReLU(hidden),
-            nn.Linear(hidden, dim), nn.BatchNorm1d(dim),
-        )
+        self.layers = nn.Sequential(nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden),
+                                    nn.PReLU(hidden), nn.Linear(hidden, 1))
+        self.register_buffer("bounds", torch.tensor([low, high]))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.layers(features)
+        low, high = self.bounds
+        magnitude = low + (high - low) * torch.sigmoid(self.layers(features))
+        return F.normalize(features[:, POOLED_DIM:], dim=1) * magnitude
 
 
 class MagFaceNet(nn.Module):
-    """N×3×150×150 input normalised like dlib's → N×512 MagFace embeddings."""
+    """N×3×112×112 input normalised like SFace's → N×128 MagFace embeddings."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.backbone = DlibResNetModule()
+        self.backbone = SFaceNet()
         self.head = MagFaceHead()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone.pooled(x))
+        return self.head(self.backbone.head_inputs(x))
 
 
 @register
 class MagFace(Recognizer):
-    """MagFace embeddings (512-d) on dlib-style 150×150 chips; ‖embedding‖ is the face's quality."""
+    """MagFace embeddings (128-d: SFace's direction, a learned magnitude) on SFace's 112×112
+    crops; ‖embedding‖ is the face's quality."""
 
     name = "magface"
-    description = "MagFace head on dlib's ResNet, trained here (CelebA + LFW outside View 2), 512-d"
-    crop_spec = DlibResNet.crop_spec
+    description = "MagFace magnitude head on SFace, trained here (CelebA + FIW, no LFW), 128-d"
+    crop_spec = SFace.crop_spec
     dim = EMBEDDING_DIM
-    weights = ("dlib_resnet", "magface")
+    weights = ("sface", "magface")
 
     def build(self) -> MagFaceNet:
-        """``magface`` holds the head, plus the backbone where it was fine-tuned (else dlib's)."""
+        """``magface`` holds the head, plus the backbone where it was fine-tuned (else SFace's)."""
         module = MagFaceNet()
         stored = load_weights("magface")
         if not any(key.startswith("backbone.") for key in stored):
-            stored |= {f"backbone.{k}": v for k, v in load_weights("dlib_resnet").items()}
+            stored |= {f"backbone.{k}": v for k, v in load_weights("sface").items()}
         module.load_state_dict(stored)
         return module.to(memory_format=torch.channels_last)

@@ -9,6 +9,9 @@ from ..crop import CropSpec
 from ..weights import load_weights
 from . import Recognizer, register
 
+POOLED_DIM, EMBEDDING_DIM = 1024, 128
+HEAD_INPUTS = POOLED_DIM + EMBEDDING_DIM  # SFaceNet.head_inputs: pooled map, then the embedding
+
 # Depthwise strides of the 13 MobileNet v1 blocks after the first convolution; pointwise output
 # channels of each block (graph nodes conv_2_dw … conv_14).
 _BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512),
@@ -32,14 +35,24 @@ class SFaceNet(nn.Module):
             channels = out
         self.layers = nn.ModuleList(layers)
         self.activations = nn.ModuleList(nn.PReLU(layer.out_channels) for layer in layers)
-        self.embedding = nn.Linear(channels * 7 * 7, 128)
+        self.embedding = nn.Linear(channels * 7 * 7, EMBEDDING_DIM)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """N×3×112×112 → N×128."""
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """N×3×112×112 → N×1024×7×7, the last convolution's output."""
         x = x.contiguous(memory_format=torch.channels_last)
         for layer, activation in zip(self.layers, self.activations, strict=True):
             x = activation(layer(x))
-        return self.embedding(x.flatten(1))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N×3×112×112 → N×128."""
+        return self.embedding(self.feature_map(x).flatten(1))
+
+    def head_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """N×3×112×112 → N×1152: what the quality heads built on SFace read (``magface``,
+        ``ri``): the average-pooled last feature map (1024) and the embedding (128)."""
+        features = self.feature_map(x)
+        return torch.cat([features.mean((2, 3)), self.embedding(features.flatten(1))], 1)
 
 
 @register

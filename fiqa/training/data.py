@@ -93,13 +93,6 @@ class FaceSet:
         return align_faces([self.images[i] for i in index], points, spec)
 
 
-def celeba_holdout(faces: FaceSet, count: int, seed: int = 0) -> np.ndarray:
-    """Labels of ``count`` CelebA identities of ``faces``, a seeded draw, to keep out of training
-    for development checks (the same draw for every trainer given the same seed)."""
-    celeba = [i for i, name in enumerate(faces.identities) if name.startswith("celeba/")]
-    return np.sort(np.random.default_rng(seed).choice(celeba, size=count, replace=False))
-
-
 def _jittered(points: np.ndarray, jitter: float, rng: np.random.Generator) -> np.ndarray:
     """N×5×2 landmarks moved by a random similarity each."""
     n = len(points)

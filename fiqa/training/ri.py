@@ -24,12 +24,13 @@ import torch.nn.functional as F
 from ..estimators.ri import RIHead
 
 
-def ri_targets(embeddings: torch.Tensor, labels: np.ndarray, images: np.ndarray,
-               clean: np.ndarray, centre: torch.Tensor) -> dict[str, np.ndarray]:
-    """embeddings N×D (any norm), labels N (0…C−1), images N (which image each view shows),
-    clean N bools (views that make the prototypes), centre D → proximity, margin and RI, N each."""
+def identity_margins(embeddings: torch.Tensor, labels: np.ndarray, images: np.ndarray,
+                     clean: np.ndarray) -> np.ndarray:
+    """Criterion (ii) for every view: cos(e, own prototype without the view's image) − the largest
+    cos(e, other prototype). embeddings N×D (any norm), labels N (0…C−1), images N (which image
+    each view shows), clean N bools (the views that make the prototypes) → N floats, NaN where the
+    identity has no other clean image."""
     e = F.normalize(embeddings.float(), dim=1)
-    proximity = torch.rad2deg(torch.arccos((e @ F.normalize(centre, dim=0)).clamp(-1, 1)))
     classes = int(labels.max()) + 1
     y, image = torch.from_numpy(labels).long(), torch.from_numpy(images).long()
     keep = torch.from_numpy(clean)
@@ -42,8 +43,17 @@ def ri_targets(embeddings: torch.Tensor, labels: np.ndarray, images: np.ndarray,
     alone = class_count[y] - image_count[image] == 0  # no other clean image of the identity
     own_cos = (e * own).sum(1)
     others = cos.scatter(1, y[:, None], -math.inf).max(1).values
-    margin = torch.where(alone, torch.nan, own_cos - others)
-    a, c = proximity.numpy().astype(np.float64), margin.numpy().astype(np.float64)
+    return torch.where(alone, torch.nan, own_cos - others).numpy().astype(np.float64)
+
+
+def ri_targets(embeddings: torch.Tensor, labels: np.ndarray, images: np.ndarray,
+               clean: np.ndarray, centre: torch.Tensor) -> dict[str, np.ndarray]:
+    """embeddings N×D (any norm), labels N (0…C−1), images N (which image each view shows),
+    clean N bools (views that make the prototypes), centre D → proximity, margin and RI, N each."""
+    e = F.normalize(embeddings.float(), dim=1)
+    proximity = torch.rad2deg(torch.arccos((e @ F.normalize(centre, dim=0)).clamp(-1, 1)))
+    a = proximity.numpy().astype(np.float64)
+    c = identity_margins(embeddings, labels, images, clean)
     ri = (_z(a) + _z(c)) / 2
     return {"proximity": a, "margin": c, "ri": ri}
 

@@ -1,0 +1,214 @@
+"""Training views degraded as whole photographs, through the frozen SFace backbone, cached.
+
+Every training photo gives its clean view and ``views`` views degraded by
+:func:`~fiqa.training.photo_degrade.training_recipe` at the photo's own resolution. A degraded
+photo is detected again (the default detector, largest face) and aligned like any photo a user
+scores, so blur, noise and JPEG blocks land wherever the photo puts them and a lost face stays
+lost. Aligned crops (FIW, :func:`~fiqa.training.data.is_aligned`) are degraded as the photos they
+are and keep the template landmarks (there is nothing around them to detect in).
+
+Each kept view stores SFace's :meth:`~fiqa.recognizers.sface.SFaceNet.head_inputs` (1152 values,
+float16): the quality heads train on them in seconds an epoch. Rendering costs about 60 ms a view
+on one core; it runs in worker processes, in chunks saved as they finish, so a stopped run
+resumes where it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import Progress
+
+from ..crop import DEFAULT_CROP, align
+from ..evaluation.features import FeatureCache, cached_faces
+from ..imageio import ImageReadError, LoadedImage, read_image
+from ..pipeline import Scorer
+from ..recognizers.sface import HEAD_INPUTS, POOLED_DIM, SFace, SFaceNet
+from ..weights import load_weights
+from .data import is_aligned
+from .photo_degrade import FAMILIES, FaceGeometry, training_recipe
+
+CHUNK = 200  # photos per saved chunk
+FAMILY_BITS = {name: 1 << i for i, name in enumerate(FAMILIES)}
+
+
+@dataclass
+class PhotoViews:
+    """Kept views of ``images`` (a training list of (path, identity)).
+
+    features: V×1152 float16 SFace head inputs; image: V indices into ``images``; view: V view
+    numbers (0 = the clean photo); families: V bitmasks of the families applied
+    (:data:`FAMILY_BITS`); lost: per image, how many degraded views lost the face.
+    """
+
+    images: list[tuple[str, str]]
+    features: torch.Tensor
+    image: np.ndarray
+    view: np.ndarray
+    families: np.ndarray
+    lost: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    @property
+    def identities(self) -> list[str]:
+        """Sorted identity names; :attr:`labels` index them."""
+        return sorted({identity for _, identity in self.images})
+
+    @property
+    def labels(self) -> np.ndarray:
+        """V identity labels, 0…C−1."""
+        label_of = {name: i for i, name in enumerate(self.identities)}
+        per_image = np.array([label_of[identity] for _, identity in self.images])
+        return per_image[self.image]
+
+    @property
+    def sources(self) -> np.ndarray:
+        """V dataset names (``celeba``, ``fiw``, ``lfw``): the prefix of each view's identity."""
+        per_image = np.array([identity.split("/")[0] for _, identity in self.images])
+        return per_image[self.image]
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """V×128 float32: SFace's unnormalised embedding of every view."""
+        return self.features[:, POOLED_DIM:].float()
+
+    def held_out(self, count: int, seed: int = 0) -> np.ndarray:
+        """V bools: the views of ``count`` identities drawn with ``seed``, to keep out of training
+        for development checks (the same draw for every trainer)."""
+        drawn = np.random.default_rng(seed).choice(len(self.identities), size=count, replace=False)
+        return np.isin(self.labels, drawn)
+
+    def has_family(self, family: str) -> np.ndarray:
+        """V bools: the views ``family`` degraded."""
+        return (self.families & FAMILY_BITS[family]) > 0
+
+
+def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int = 0,
+                       cache: str | Path = ".fiqa-cache", workers: int = 2) -> PhotoViews:
+    """The clean and ``views`` degraded views of every image of ``images``, rendered once in
+    ``workers`` processes and cached in ``<cache>/train/``, keyed by the recipe, ``views``,
+    ``seed`` and the image list. Photos without a face in their clean version are left out."""
+    recipe = repr(training_recipe())
+    key = hashlib.sha1(json.dumps([recipe, views, seed, images]).encode()).hexdigest()[:10]
+    folder = Path(cache) / "train" / f"photo-views-{key}"
+    folder.mkdir(parents=True, exist_ok=True)
+    chunks = range(0, len(images), CHUNK)
+    todo = [start for start in chunks if not (folder / f"{start:06d}.npz").is_file()]
+    if todo:
+        geometry = clean_geometry(images, cache)
+        jobs = [[(i, *images[i], geometry[i], views, seed)
+                 for i in range(start, min(start + CHUNK, len(images)))] for start in todo]
+        with Progress() as progress, ProcessPoolExecutor(
+                workers, mp_context=get_context("spawn"), initializer=_start_worker) as pool:
+            task = progress.add_task("photo views", total=len(todo) * CHUNK)
+            for start, result in zip(todo, pool.map(_render_chunk, jobs), strict=True):
+                np.savez(folder / f"{start:06d}.partial.npz", **result)
+                (folder / f"{start:06d}.partial.npz").replace(folder / f"{start:06d}.npz")
+                progress.advance(task, CHUNK)
+    parts = [np.load(folder / f"{start:06d}.npz") for start in chunks]
+    joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0].files}
+    lost = np.zeros(len(images), int)
+    np.add.at(lost, joined["lost_image"], 1)
+    return PhotoViews(images, torch.from_numpy(joined["features"]), joined["image"],
+                      joined["view"], joined["families"], lost)
+
+
+def clean_geometry(images: list[tuple[str, str]], cache: str | Path) -> list:
+    """Per image: (landmarks, box) of its largest face in original pixels from the default
+    detector (cached), ``"aligned"`` for aligned crops, None where no face was found."""
+    photos = [path for path, identity in images if not is_aligned(identity)]
+    found = dict(zip(photos, cached_faces(photos, Scorer((), device="cpu"), FeatureCache(cache)),
+                     strict=True))
+    geometry = []
+    for path, identity in images:
+        faces = None if is_aligned(identity) else found[path]
+        geometry.append("aligned" if faces is None else
+                        (faces.landmarks[0], faces.boxes[0]) if len(faces) else None)
+    return geometry
+
+
+_worker: dict = {}
+
+
+def _start_worker() -> None:
+    """One thread per worker process; its own detector and SFace network."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    net = SFaceNet()
+    net.load_state_dict(load_weights("sface"))
+    _worker.update(scorer=Scorer((), device="cpu"), net=net.eval())
+
+
+def read_photo(path: str) -> LoadedImage | None:
+    """The decoded photo at ``path``, or None when it cannot be read."""
+    try:
+        return read_image(path)
+    except ImageReadError:
+        return None
+
+
+def _render_chunk(jobs: list[tuple]) -> dict[str, np.ndarray]:
+    """The views of one chunk of photos (see :func:`cached_photo_views`) as arrays."""
+    crops, image, view, families, lost = [], [], [], [], []
+    for index, path, _identity, geometry, views, seed in jobs:
+        if geometry is None:
+            continue
+        photo = read_photo(path)
+        if photo is None:
+            continue
+        for number in range(views + 1):
+            rng = np.random.default_rng([seed, index, number])
+            crop, applied = render_view(photo, geometry, rng, _worker["scorer"],
+                                        degrade=number > 0)
+            if crop is None:
+                lost.append(index)
+                continue
+            crops.append(crop)
+            image.append(index)
+            view.append(number)
+            families.append(sum({FAMILY_BITS[step.family] for step in applied}))
+    features = np.zeros((0, HEAD_INPUTS), np.float16)
+    if crops:
+        normalize, net = SFace.crop_spec.normalize, _worker["net"]
+        with torch.inference_mode():
+            batches = [net.head_inputs(normalize(torch.cat(crops[i:i + 64])))
+                       for i in range(0, len(crops), 64)]
+        features = torch.cat(batches).half().numpy()
+    return {"features": features, "image": np.array(image, int), "view": np.array(view, int),
+            "families": np.array(families, int), "lost_image": np.array(lost, int)}
+
+
+def render_view(photo: LoadedImage, geometry, rng: np.random.Generator, scorer: Scorer,
+                degrade: bool = True) -> tuple[torch.Tensor | None, list]:
+    """One 1×3×112×112 uint8 SFace crop of ``photo`` (None when ``scorer``'s detector loses the
+    degraded face) and the degradation steps applied; ``geometry``: its entry of
+    :func:`clean_geometry`."""
+    pixels, aligned = photo.pixels, geometry == "aligned"
+    if aligned:
+        height, width = pixels.shape[:2]
+        landmarks = DEFAULT_CROP.landmarks() * [width / DEFAULT_CROP.size,
+                                                height / DEFAULT_CROP.size]
+        face = FaceGeometry(landmarks)
+    else:
+        face = FaceGeometry(geometry[0] * photo.scale, geometry[1] * photo.scale)
+        landmarks = face.landmarks
+    applied = []
+    if degrade:
+        pixels, applied = training_recipe()(pixels, rng, face)
+        if not aligned:
+            faces, points = scorer.locate([LoadedImage(pixels)])[0]
+            if len(faces) == 0:
+                return None, applied
+            landmarks = points[0]
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
+    return align(tensor, landmarks[None], SFace.crop_spec), applied
