@@ -190,17 +190,23 @@ class Scorer:
         all_faces = Faces.concat(faces)
         if len(all_faces) == 0:
             return [{} for _ in images]
-        columns: dict[str, np.ndarray] = {}
-        crops_by_spec: dict[CropSpec, torch.Tensor] = {}
-        for model in [*self.estimators, *self.recognizers]:
-            spec = model.crop_spec
-            if spec not in crops_by_spec:
-                crops_by_spec[spec] = self.crops(images, points, spec)
-            crops = crops_by_spec[spec]
-            parts = [_columns_of(model, crops[i:i + self.batch_size],
-                                 all_faces[i:i + self.batch_size])
-                     for i in range(0, len(crops), self.batch_size)]
-            columns.update({key: np.concatenate([part[key] for part in parts]) for key in parts[0]})
+        models = [*self.estimators, *self.recognizers]
+        crops_by_spec = {spec: self.crops(images, points, spec)
+                         for spec in dict.fromkeys(model.crop_spec for model in models)}
+        parts: dict[int, list[dict]] = {id(model): [] for model in models}
+        for start in range(0, len(all_faces), self.batch_size):
+            batch = slice(start, start + self.batch_size)
+            shared: dict[tuple, torch.Tensor] = {}  # one pass per backbone (fiqa.backbones)
+            for model in models:
+                crops, features = crops_by_spec[model.crop_spec][batch], None
+                if model.backbone is not None:
+                    key = (model.backbone, getattr(model, "precision", "fp32"))
+                    if key not in shared:
+                        shared[key] = model.shared.features(crops)
+                    features = shared[key]
+                parts[id(model)].append(_columns_of(model, crops, all_faces[batch], features))
+        columns = {key: np.concatenate([part[key] for part in model_parts])
+                   for model_parts in parts.values() for key in model_parts[0]}
         bounds = np.cumsum([0, *counts])
         return [{column: values[a:b] for column, values in columns.items()}
                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -215,13 +221,14 @@ class Scorer:
         return torch.cat(crops)
 
 
-def _columns_of(model: QualityEstimator | Recognizer, crops: torch.Tensor,
-                faces: Faces) -> dict[str, np.ndarray]:
-    """The output columns of one model on one batch of crops."""
+def _columns_of(model: QualityEstimator | Recognizer, crops: torch.Tensor, faces: Faces,
+                features: torch.Tensor | None) -> dict[str, np.ndarray]:
+    """The output columns of one model on one batch of crops (``features``: its backbone's)."""
     if isinstance(model, Recognizer):
-        vectors = model.embed(crops).cpu().numpy()
+        embeddings = model.embed(crops) if features is None else model.embed_features(features)
+        vectors = embeddings.cpu().numpy()
         return {f"{model.name}.{i}": vectors[:, i] for i in range(model.dim)}
-    result = model(crops, faces)
+    result = model(crops, faces, features)
     score = result["score"]
     columns = {model.name: score, f"{model.name}.quality": model.to_quality(score)}
     columns.update({f"{model.name}.{key}": result[key] for key in model.components})

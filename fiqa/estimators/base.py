@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import ClassVar
 
 import numpy as np
 import torch
 
+from ..backbones import Backbone, shared_backbone
 from ..crop import DEFAULT_CROP, CropSpec, check_crops
 from ..device import resolve_device
 from ..faces import Faces
@@ -19,8 +20,10 @@ METADATA = frozenset({"boxes", "scores", "landmarks", "image_sizes"})
 class QualityEstimator(ABC):
     """Aligned face crops (+ detection metadata) → one quality score per face, higher = better.
 
-    Subclasses set the class attributes below and implement :meth:`measure`; decorating them with
-    :func:`fiqa.estimators.register` makes them available to :func:`fiqa.create`.
+    Subclasses set the class attributes below and implement :meth:`measure`, or, when they read a
+    shared backbone (:mod:`fiqa.backbones`), name it in ``backbone`` and implement
+    :meth:`measure_features`; decorating them with :func:`fiqa.estimators.register` makes them
+    available to :func:`fiqa.create`.
     """
 
     name: ClassVar[str]
@@ -30,28 +33,47 @@ class QualityEstimator(ABC):
     score_range: ClassVar[tuple[float, float]]  # raw scores fall in [low, high]
     components: ClassVar[tuple[str, ...]] = ()  # extra per-face measures reported beside the score
     weights: ClassVar[tuple[str, ...]] = ()  # names in weights/manifest.json
+    backbone: ClassVar[str | None] = None  # a fiqa.backbones name, for a shared forward pass
 
     def __init__(self, device: str | torch.device = "auto") -> None:
         self.device = resolve_device(device)
 
-    @abstractmethod
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         """crops: N×3×H×W uint8 RGB aligned to ``crop_spec``, on ``self.device``.
 
         Returns ``{"score": N floats, <component>: N floats, ...}``.
         """
+        raise NotImplementedError(f"{type(self).__name__} implements neither measure nor "
+                                  "measure_features")
+
+    def measure_features(self, features: torch.Tensor,
+                         faces: Faces | None) -> dict[str, np.ndarray]:
+        """As :meth:`measure`, from the N×D features of :attr:`backbone`."""
+        raise NotImplementedError(f"{self.name} reads no shared backbone")
+
+    @property
+    def shared(self) -> Backbone:
+        """The shared instance of :attr:`backbone` on this device."""
+        return shared_backbone(self.backbone, self.device)
 
     def score(self, crops: torch.Tensor, faces: Faces | None = None) -> np.ndarray:
         """N raw scores (float64), higher = better."""
         return self(crops, faces)["score"]
 
-    def __call__(self, crops: torch.Tensor, faces: Faces | None = None) -> dict[str, np.ndarray]:
-        """Checked :meth:`measure`: the score and every component, N float64 each."""
+    def __call__(self, crops: torch.Tensor, faces: Faces | None = None,
+                 features: torch.Tensor | None = None) -> dict[str, np.ndarray]:
+        """Checked :meth:`measure`: the score and every component, N float64 each. ``features``:
+        the backbone's features of ``crops`` when the caller already has them (the Scorer)."""
         check_crops(crops, self.crop_spec, self.name)
         if self.needs and faces is None:
             raise ValueError(f"{self.name} needs detection metadata: {sorted(self.needs)}")
         with torch.inference_mode():
-            results = self.measure(crops.to(self.device), faces)
+            if self.backbone is None:
+                results = self.measure(crops.to(self.device), faces)
+            else:
+                if features is None:
+                    features = self.shared.features(crops)
+                results = self.measure_features(features, faces)
         return {key: np.asarray(value, dtype=np.float64) for key, value in results.items()}
 
     def to_quality(self, raw: np.ndarray) -> np.ndarray:

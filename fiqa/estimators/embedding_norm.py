@@ -37,9 +37,15 @@ class EmbeddingNorm(QualityEstimator):
     def __init__(self, device: str | torch.device = "auto") -> None:
         super().__init__(device)
         self.recognizer = recognizer(self.model.name, self.device)
+        self.backbone = self.recognizer.backbone
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         return {"score": self.recognizer.embed(crops).norm(dim=1).cpu().numpy()}
+
+    def measure_features(self, features: torch.Tensor,
+                         faces: Faces | None) -> dict[str, np.ndarray]:
+        embeddings = self.recognizer.embed_features(features)
+        return {"score": embeddings.norm(dim=1).cpu().numpy()}
 
 
 @register

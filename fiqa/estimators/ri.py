@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..faces import Faces
-from ..recognizers.sface import HEAD_INPUTS, SFace, SFaceNet
+from ..recognizers.sface import HEAD_INPUTS, SFace
 from ..weights import load_weights
 from . import register
 from .base import QualityEstimator
@@ -42,18 +42,16 @@ class RIRegression(QualityEstimator):
     crop_spec = SFace.crop_spec
     score_range = (-3.0, 2.0)
     weights = ("sface", "ri_head")
+    backbone = "sface"
 
     def __init__(self, device: str | torch.device = "auto") -> None:
         super().__init__(device)
-        self.backbone = SFaceNet()
-        self.backbone.load_state_dict(load_weights("sface"))
         stored = load_weights("ri_head")
         self.head = RIHead()
         self.head.load_state_dict({k[5:]: v for k, v in stored.items() if k.startswith("head.")})
         self.score_range = tuple(stored["range"].tolist())
-        self.backbone.to(self.device).eval()
         self.head.to(self.device).eval()
 
-    def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
-        features = self.backbone.head_inputs(self.crop_spec.normalize(crops))
+    def measure_features(self, features: torch.Tensor,
+                         faces: Faces | None) -> dict[str, np.ndarray]:
         return {"score": self.head(features).cpu().numpy()}

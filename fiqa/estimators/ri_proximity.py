@@ -42,6 +42,7 @@ class RIProximity(QualityEstimator):
         self.recognizer = (recognizer if isinstance(recognizer, Recognizer)
                            else make_recognizer(recognizer, self.device))
         self.crop_spec = self.recognizer.crop_spec
+        self.backbone = self.recognizer.backbone
         if centre is None:
             centre, angles = stored_centre(self.recognizer.name)
         self.centre = torch.as_tensor(centre, dtype=torch.float32).to(self.device)
@@ -52,7 +53,14 @@ class RIProximity(QualityEstimator):
             self.score_range = tuple(float(a) for a in angles)
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
-        cosine = self.recognizer.embed(crops, normalize=True) @ self.centre
+        return self._angles(self.recognizer.embed(crops, normalize=True))
+
+    def measure_features(self, features: torch.Tensor,
+                         faces: Faces | None) -> dict[str, np.ndarray]:
+        return self._angles(self.recognizer.embed_features(features, normalize=True))
+
+    def _angles(self, unit: torch.Tensor) -> dict[str, np.ndarray]:
+        cosine = unit @ self.centre
         return {"score": torch.rad2deg(torch.arccos(cosine.clamp(-1, 1))).cpu().numpy()}
 
 

@@ -8,11 +8,10 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from ..backbones import PRECISIONS, Backbone, shared_backbone
 from ..crop import CropSpec, check_crops
 from ..device import resolve_device
 from ..weights import provenance
-
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Recognizer(ABC):
@@ -20,7 +19,9 @@ class Recognizer(ABC):
 
     Subclasses set the class attributes and implement :meth:`build`, returning the torch module
     that maps ``crop_spec.normalize(crops)`` to N×dim embeddings; ``@register`` (from
-    ``fiqa.recognizers``) makes them available to :func:`fiqa.recognizer`.
+    ``fiqa.recognizers``) makes them available to :func:`fiqa.recognizer`. One that reads a
+    shared backbone (:mod:`fiqa.backbones`) names it in ``backbone`` and implements
+    :meth:`embed_features`; :meth:`embed` then goes through the shared pass.
     """
 
     name: ClassVar[str]
@@ -28,6 +29,7 @@ class Recognizer(ABC):
     crop_spec: ClassVar[CropSpec]
     dim: ClassVar[int]
     weights: ClassVar[tuple[str, ...]] = ()  # names in weights/manifest.json
+    backbone: ClassVar[str | None] = None  # a fiqa.backbones name, for a shared forward pass
 
     def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
         if precision not in PRECISIONS:
@@ -46,11 +48,23 @@ class Recognizer(ABC):
         autocast (its result still comes back as float32).
         """
         check_crops(crops, self.crop_spec, self.name)
+        if self.backbone is not None:
+            return self.embed_features(self.shared.features(crops), normalize)
         dtype = PRECISIONS[self.precision]
         autocast = torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32)
         with torch.inference_mode(), autocast:
             embeddings = self.model(self.crop_spec.normalize(crops.to(self.device))).float()
         return F.normalize(embeddings, dim=1) if normalize else embeddings
+
+    @property
+    def shared(self) -> Backbone:
+        """The shared instance of :attr:`backbone` for this device and precision."""
+        return shared_backbone(self.backbone, self.device, self.precision)
+
+    def embed_features(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        """N×D features of :attr:`backbone` → N×dim float32 embeddings (unit length with
+        ``normalize``)."""
+        raise NotImplementedError(f"{self.name} reads no shared backbone")
 
     @classmethod
     def provenance(cls) -> list[dict]:

@@ -52,19 +52,30 @@ class MagFaceNet(nn.Module):
 @register
 class MagFace(Recognizer):
     """MagFace embeddings (128-d: SFace's direction, a learned magnitude) on SFace's 112×112
-    crops; ‖embedding‖ is the face's quality."""
+    crops; ‖embedding‖ is the face's quality. The head reads SFace's shared pass, unless the
+    weights hold a fine-tuned backbone of their own."""
 
     name = "magface"
     description = "MagFace magnitude head on SFace, trained here (CelebA + FIW, no LFW), 128-d"
     crop_spec = SFace.crop_spec
     dim = EMBEDDING_DIM
     weights = ("sface", "magface")
+    backbone = "sface"
 
     def build(self) -> MagFaceNet:
-        """``magface`` holds the head, plus the backbone where it was fine-tuned (else SFace's)."""
+        """``magface`` holds the head, plus the backbone where it was fine-tuned (else SFace's
+        shared one)."""
         module = MagFaceNet()
         stored = load_weights("magface")
-        if not any(key.startswith("backbone.") for key in stored):
-            stored |= {f"backbone.{k}": v for k, v in load_weights("sface").items()}
-        module.load_state_dict(stored)
-        return module.to(memory_format=torch.channels_last)
+        if any(key.startswith("backbone.") for key in stored):
+            self.backbone = None
+            module.load_state_dict(stored)
+            return module.to(memory_format=torch.channels_last)
+        module.head.load_state_dict({k[5:]: v for k, v in stored.items() if k.startswith("head.")})
+        module.backbone = self.shared.net
+        return module
+
+    def embed_features(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        with torch.inference_mode():
+            embeddings = self.model.head(features)
+        return F.normalize(embeddings, dim=1) if normalize else embeddings

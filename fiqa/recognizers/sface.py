@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..backbones import Backbone, register_backbone
 from ..crop import CropSpec
 from ..weights import load_weights
 from . import Recognizer, register
@@ -55,6 +57,28 @@ class SFaceNet(nn.Module):
         return torch.cat([features.mean((2, 3)), self.embedding(features.flatten(1))], 1)
 
 
+CROP_SPEC = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
+
+
+@register_backbone
+class SFaceTrunk(Backbone):
+    """SFace's shared pass: its :meth:`SFaceNet.head_inputs`, N×1152 (the pooled last feature
+    map, then the embedding), read by ``sface``, ``magface``, ``ri``, ``sface-norm`` and
+    ``ri-proximity`` on SFace."""
+
+    name = "sface"
+    crop_spec = CROP_SPEC
+    weights = ("sface",)
+
+    def build(self) -> SFaceNet:
+        net = SFaceNet()
+        net.load_state_dict(load_weights("sface"))
+        return net.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.head_inputs(x)
+
+
 @register
 class SFace(Recognizer):
     """SFace (Zhong et al., "SFace: Sigmoid-Constrained Hypersphere Loss for Robust Face
@@ -69,12 +93,15 @@ class SFace(Recognizer):
 
     name = "sface"
     description = "OpenCV Zoo SFace 2021dec (MobileNet v1, int8 dequantised), 128-d (Apache-2.0)"
-    crop_spec = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
-    dim = 128
+    crop_spec = CROP_SPEC
+    dim = EMBEDDING_DIM
     weights = ("sface",)
+    backbone = "sface"
 
     def build(self) -> SFaceNet:
-        """The network with the shipped weights."""
-        net = SFaceNet()
-        net.load_state_dict(load_weights("sface"))
-        return net.to(memory_format=torch.channels_last)
+        """The network with the shipped weights: the shared pass's own."""
+        return self.shared.net
+
+    def embed_features(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        embeddings = features[:, POOLED_DIM:]
+        return F.normalize(embeddings, dim=1) if normalize else embeddings

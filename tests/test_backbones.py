@@ -1,0 +1,53 @@
+"""Shared backbone passes (fiqa.backbones): one SFace pass per batch, the same numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import lfw_images
+
+import fiqa
+from fiqa import Scorer
+from fiqa.backbones import list_backbones, shared_backbone
+from fiqa.imageio import read_image
+from fiqa.recognizers import recognizer
+from fiqa.recognizers.sface import SFaceTrunk
+
+SFACE_READERS = ("magface", "ri", "sface-norm", "ri-proximity")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_one_pass_per_batch_gives_each_model_its_own_numbers(monkeypatch):
+    """Four estimators and two recognizers on SFace: one backbone pass per batch of faces, and
+    every column equal to that model's output when it runs alone."""
+    paths = lfw_images(10)
+    scorer = Scorer([*SFACE_READERS, "baseline"], ["sface", "magface"], device="cpu",
+                    batch_size=4)
+    calls = []
+    forward = SFaceTrunk.forward
+    monkeypatch.setattr(SFaceTrunk, "forward", lambda self, x: calls.append(len(x))
+                        or forward(self, x))
+    rows = [row for image_rows in scorer.run(paths) for row in image_rows]
+    assert calls == [4, 4, 2]  # 10 faces in batches of 4, one pass each
+    images = [read_image(path) for path in paths]
+    crops = scorer.crops(images, [points for _, points in scorer.locate(images)],
+                         fiqa.create("ri", device="cpu").crop_spec)
+    for name in SFACE_READERS:
+        alone = fiqa.create(name, device="cpu").score(crops)
+        assert np.allclose([row[name] for row in rows], alone, rtol=1e-6), name
+    for name in ("sface", "magface"):
+        alone = recognizer(name, "cpu").embed(crops).numpy()
+        table = np.array([[row[f"{name}.{i}"] for i in range(alone.shape[1])] for row in rows])
+        assert np.allclose(table, alone, rtol=1e-5, atol=1e-6), name
+
+
+def test_models_share_one_network_per_device():
+    assert "sface" in list_backbones()
+    trunk = shared_backbone("sface", "cpu")
+    assert trunk is shared_backbone("sface", "cpu")
+    assert recognizer("sface", "cpu").model is trunk.net
+    assert recognizer("magface", "cpu").model.backbone is trunk.net
+    assert shared_backbone("sface", "cpu", "bf16") is not trunk
+    with pytest.raises(ValueError, match="unknown backbone"):
+        shared_backbone("nonesuch", "cpu")
