@@ -125,7 +125,7 @@ def embed(
     inputs: Inputs,
     recognizer: Annotated[str, typer.Option(
         "--recognizer", "-r", help="Recognition models, comma-separated (see `fiqa list`).")
-    ] = "dlib",
+    ] = "sface",
     output: Annotated[Path, typer.Option(
         "--output", "-o", help="Embeddings: .csv or .parquet (a column per dimension), or .npy "
         "(an N×D float32 matrix, NaN rows where no face, plus <output>.rows.csv).")
@@ -289,7 +289,7 @@ def verify(
     image_a: Annotated[Path, typer.Argument(help="First image.", show_default=False)],
     image_b: Annotated[Path, typer.Argument(help="Second image.", show_default=False)],
     recognizer: Annotated[str, typer.Option(
-        "--recognizer", "-r", help="Recognition model (see `fiqa list`).")] = "dlib",
+        "--recognizer", "-r", help="Recognition model (see `fiqa list`).")] = "sface",
     method: Annotated[str, typer.Option(
         "--method", "-m", help="Quality estimator for the gate.")] = "magface",
     min_quality: MinQuality = None,
@@ -309,7 +309,7 @@ def verify(
 
       fiqa verify id_photo.jpg selfie.jpg
 
-      fiqa verify a.jpg b.jpg -r dlib -m magface --min-quality 40
+      fiqa verify a.jpg b.jpg -r sface -m magface --min-quality 40
     """
     from .verify import Verifier
 
@@ -336,7 +336,7 @@ def enroll(
     gallery_file: Annotated[Path | None, typer.Option(
         "--gallery", help="Existing gallery to extend with new identities or images.")] = None,
     recognizer: Annotated[str | None, typer.Option(
-        "--recognizer", "-r", help="Recognition model of a new gallery (default dlib).")] = None,
+        "--recognizer", "-r", help="Recognition model of a new gallery (default sface).")] = None,
     method: Annotated[str | None, typer.Option(
         "--method", "-m", help="Quality estimator weighting a new gallery's images "
         "(default magface).")] = None,
@@ -385,7 +385,7 @@ def enroll(
             target = output
             if target.exists() and not overwrite:
                 raise FileExistsError(f"{target} exists: pass --overwrite, or --gallery to extend")
-            gallery = Gallery(recognizer or "dlib", method or "magface",
+            gallery = Gallery(recognizer or "sface", method or "magface",
                               weighting or DEFAULT_WEIGHTING,
                               DEFAULT_FLOOR if floor is None else floor)
         people = identity_folders(folder)

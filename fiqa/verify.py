@@ -24,13 +24,14 @@ from .pipeline import Scorer
 # Cosine thresholds at FMR 1e-3 over the impostor pairs among the 7,701 LFW View 2 pair images
 # (every two images of different people: 29.6 million pairs, faces from the default detector,
 # YuNet), measured on cached embeddings by `python benchmarks/enrollment.py thresholds`; the FNMR
-# of the 3,000 View 2 genuine pairs there is 2.1 % (sface), 8.7 % (dlib), 47 % (faceres), 32 %
-# (magface); see benchmarks/results/enrollment_thresholds.json and docs/enrollment.md. vit and
+# of the 3,000 View 2 genuine pairs there is 2.1 % (sface), 8.7 % (dlib), 47 % (faceres); see
+# benchmarks/results/enrollment_thresholds.json and docs/enrollment.md. magface embeds in SFace's
+# directions (only the magnitude is its own), so its cosines, and threshold, are SFace's. vit and
 # mobilefacenet have none: at FMR 1e-3 they reject 99 % of genuine pairs.
 DLIB_THRESHOLD = 0.9265
 FACERES_THRESHOLD = 0.7564
-MAGFACE_THRESHOLD = 0.4386
 SFACE_THRESHOLD = 0.3581
+MAGFACE_THRESHOLD = SFACE_THRESHOLD
 DEFAULT_THRESHOLDS = {"dlib": DLIB_THRESHOLD, "faceres": FACERES_THRESHOLD,
                       "magface": MAGFACE_THRESHOLD, "sface": SFACE_THRESHOLD}
 
@@ -51,7 +52,7 @@ class Sample:
 class Encoder:
     """Images → one :class:`Sample` each, with one recognizer and one quality estimator."""
 
-    def __init__(self, recognizer: str = "dlib", estimator: str = "magface",
+    def __init__(self, recognizer: str = "sface", estimator: str = "magface",
                  device: str | torch.device = "auto", batch_size: int = 32,
                  detector: str = DEFAULT_DETECTOR) -> None:
         self.scorer = Scorer([estimator], [recognizer], device, batch_size, detector=detector)
@@ -130,7 +131,7 @@ class Verifier:
     recognizer's default, see :data:`DEFAULT_THRESHOLDS`); detector: ``mtcnn`` or ``yunet``.
     """
 
-    def __init__(self, recognizer: str = "dlib", estimator: str = "magface",
+    def __init__(self, recognizer: str = "sface", estimator: str = "magface",
                  min_quality: float | None = None, threshold: float | None = None,
                  device: str | torch.device = "auto", detector: str = DEFAULT_DETECTOR) -> None:
         if min_quality is not None and not 0 <= min_quality <= 100:

@@ -104,17 +104,6 @@ def test_head_training_learns_identities(photo_views):
         assert torch.allclose(net.backbone(x), recognizer("sface", "cpu").model(x), atol=1e-4)
 
 
-def test_mfr_training_takes_meta_test_steps(photo_views):
-    """With MFR every step also scores a meta-test domain after a virtual step; it needs domains."""
-    config = MagFaceConfig(epochs=3, batch_size=8, mfr=True)
-    degraded = photo_views.families > 0
-    _, history = train_head(photo_views.features, photo_views.labels, config,
-                            {"clean": ~degraded, "degraded": degraded}, log=lambda row: None)
-    assert all(np.isfinite(row["meta"]) and row["meta"] > 0 for row in history)
-    with pytest.raises(ValueError, match="two domains"):
-        train_head(photo_views.features, photo_views.labels, config, log=lambda row: None)
-
-
 def test_finetune_updates_the_backbone(photo_views, tmp_path):
     config = MagFaceConfig(views=1, epochs=1, batch_size=4, lr=1e-3, backbone_lr=1e-3)
     images = photo_views.images[:4]

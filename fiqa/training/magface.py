@@ -1,4 +1,4 @@
-"""MagFace training: the loss, the CPU (head only, optionally MFR) and GPU (fine-tune) loops.
+"""MagFace training: the loss, the CPU (head only) and GPU (fine-tune) loops.
 
 The loss (Meng et al., CVPR 2021, eqs. 4–6): with a = clamp(‖f‖, l_a, u_a),
 
@@ -10,20 +10,17 @@ so a face can only afford a large magnitude (a large margin) when it is easy to 
 magnitude becomes quality. As in ArcFace, cos(θ + m) is replaced by cos θ − m·sin m when θ + m
 passes π.
 
-Domain generalisation (``config.mfr``), after MFR (Guo et al., "Learning Meta Face Recognition in
-Unseen Domains", CVPR 2020): every step draws one domain as meta-test and a batch from the other
-domains as meta-train; the head takes a virtual SGD step on the meta-train loss, and the update
-follows the meta-train loss plus ``meta_weight`` × the meta-test loss *after* that step
-(gradients and meta-gradients combined: the inner step's gradient stays in the graph). MFR's
-hard-pair attention and domain-alignment losses are not used: the classification loss is
-MagFace's.
+Domain generalisation after MFR (Guo et al., CVPR 2020: meta-train and meta-test domains in every
+step, gradients and meta-gradients combined) was tried as a training option and compared with
+plain training on seven leave-one-domain-out protocols; it was no better on any, and was removed
+(docs/magface.md gives the comparison and the commit that reproduces it).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +28,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from ..pipeline import Scorer
 from ..recognizers.magface import EMBEDDING_DIM, MagFaceNet
@@ -58,9 +54,6 @@ class MagFaceConfig:
     batch_size: int = 256
     lr: float = 1e-3
     backbone_lr: float = 0.0  # 0: frozen backbone (CPU configuration); > 0: fine-tune (GPU)
-    mfr: bool = False  # meta-train / meta-test domains every step (see the module docstring)
-    meta_lr: float = 0.01  # the virtual step's learning rate
-    meta_weight: float = 1.0  # weight of the meta-test loss
     seed: int = 0
 
 
@@ -90,79 +83,27 @@ class MagFaceLoss(nn.Module):
         return {"loss": ce + c.lambda_g * g, "ce": ce, "g": g, "accuracy": accuracy}
 
 
-class _HeadAndLoss(nn.Module):
-    """The head and its class weights as one module, for the functional MFR step."""
-
-    def __init__(self, head: nn.Module, loss: MagFaceLoss) -> None:
-        super().__init__()
-        self.head, self.loss = head, loss
-
-    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        embeddings = self.head(features)
-        return self.loss(embeddings, labels) | {"magnitude": embeddings.norm(dim=1).mean()}
-
-
 def train_head(features: torch.Tensor, labels: np.ndarray, config: MagFaceConfig,
-               domains: dict[str, np.ndarray] | None = None,
                log: Callable[[dict], None] = print) -> tuple[MagFaceNet, list[dict]]:
     """The CPU configuration: a MagFace head on frozen SFace head inputs (V×1152, from
-    :func:`~fiqa.training.photo_views.cached_photo_views`). labels: V ints 0…C−1. domains
-    (needed with ``config.mfr``): name → V bools, the views of each domain (they may overlap).
+    :func:`~fiqa.training.photo_views.cached_photo_views`). labels: V ints 0…C−1.
     Returns the whole network (SFace backbone + trained head) and the epoch log."""
     torch.manual_seed(config.seed)
     net = _initial_net()
-    model = _HeadAndLoss(net.head, MagFaceLoss(int(labels.max()) + 1, config))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
+    loss_fn = MagFaceLoss(int(labels.max()) + 1, config)
+    optimizer = torch.optim.AdamW([*net.head.parameters(), *loss_fn.parameters()], lr=config.lr,
+                                  weight_decay=5e-4)
     y = torch.from_numpy(labels).long()
     generator = torch.Generator().manual_seed(config.seed)
-    per_epoch = math.ceil(len(y) / config.batch_size)
-    if config.mfr:
-        if not domains or len(domains) < 2:
-            raise ValueError("MFR needs at least two domains")
-        masks = {name: torch.from_numpy(mask) for name, mask in domains.items() if mask.any()}
-        names = sorted(masks)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr,
-                                                   total_steps=config.epochs * per_epoch)
-    history = []
-    for epoch in range(config.epochs):
-        started, sums, count = time.monotonic(), {}, 0
-        model.train()
+
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batch in torch.randperm(len(y), generator=generator).split(config.batch_size):
-            if config.mfr:
-                test = names[int(torch.randint(len(names), (1,), generator=generator))]
-                batch = batch[~masks[test][batch]]
-            if len(batch) < 2:  # batch norm needs two rows
-                continue
-            parts = model(features[batch].float(), y[batch])
-            total = parts["loss"]
-            if config.mfr:
-                pool = masks[test].nonzero()[:, 0]
-                meta = pool[torch.randint(len(pool), (config.batch_size,), generator=generator)]
-                parts["meta"] = _meta_test_loss(model, parts["loss"], features[meta].float(),
-                                                y[meta], config.meta_lr)
-                total = total + config.meta_weight * parts["meta"]
-            optimizer.zero_grad()
-            total.backward()
-            optimizer.step()
-            schedule.step()
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + value.item() * len(batch)
-            count += len(batch)
-        history.append({"epoch": epoch + 1, **{k: v / count for k, v in sums.items()},
-                        "seconds": round(time.monotonic() - started, 1)})
-        log(history[-1])
+            if len(batch) > 1:  # batch norm needs two rows
+                yield features[batch].float(), y[batch]
+
+    per_epoch = math.ceil(len(y) / config.batch_size)
+    history = _fit(net.head, loss_fn, optimizer, [config.lr], batches, per_epoch, config, log)
     return net.eval(), history
-
-
-def _meta_test_loss(model: nn.Module, train_loss: torch.Tensor, features: torch.Tensor,
-                    labels: torch.Tensor, meta_lr: float) -> torch.Tensor:
-    """The loss on the meta-test batch of the parameters after one virtual SGD step on
-    ``train_loss`` (its gradient kept in the graph: the meta-gradient)."""
-    params = dict(model.named_parameters())
-    grads = torch.autograd.grad(train_loss, list(params.values()), create_graph=True)
-    stepped = {name: p - meta_lr * g for (name, p), g in zip(params.items(), grads, strict=True)}
-    buffers = dict(model.named_buffers())
-    return functional_call(model, (stepped, buffers), (features, labels))["loss"]
 
 
 def finetune(images: list[tuple[str, str]], config: MagFaceConfig, device: torch.device,
@@ -186,40 +127,24 @@ def finetune(images: list[tuple[str, str]], config: MagFaceConfig, device: torch
         {"params": [*net.head.parameters(), *loss_fn.parameters()], "lr": config.lr},
     ], weight_decay=5e-4)
     per_epoch = math.ceil((config.views + 1) * len(usable) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, [config.backbone_lr, config.lr],
-                                                   total_steps=config.epochs * per_epoch)
 
-    def batch() -> tuple[torch.Tensor, torch.Tensor]:
-        crops, labels = [], []
-        while len(crops) < config.batch_size:
-            i = usable[int(rng.integers(len(usable)))]
-            photo = read_photo(images[i][0])
-            crop = None if photo is None else render_view(
-                photo, geometry[i], rng, scorer, degrade=rng.random() >= 1 / (config.views + 1))[0]
-            if crop is not None:
-                crops.append(crop)
-                labels.append(label_of[images[i][1]])
-        return (SFace.crop_spec.normalize(torch.cat(crops).to(device)),
-                torch.tensor(labels, device=device))
-
-    history = []
-    for epoch in range(config.epochs):
-        started, sums = time.monotonic(), {}
-        net.train()
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _ in range(per_epoch):
-            inputs, labels = batch()
-            embeddings = net(inputs)
-            parts = loss_fn(embeddings, labels)
-            optimizer.zero_grad()
-            parts["loss"].backward()
-            optimizer.step()
-            schedule.step()
-            parts["magnitude"] = embeddings.norm(dim=1).mean()
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + value.item() / per_epoch
-        history.append({"epoch": epoch + 1, **sums,
-                        "seconds": round(time.monotonic() - started, 1)})
-        log(history[-1])
+            crops, labels = [], []
+            while len(crops) < config.batch_size:
+                i = usable[int(rng.integers(len(usable)))]
+                photo = read_photo(images[i][0])
+                degrade = rng.random() >= 1 / (config.views + 1)
+                crop = None if photo is None else render_view(photo, geometry[i], rng, scorer,
+                                                              degrade)[0]
+                if crop is not None:
+                    crops.append(crop)
+                    labels.append(label_of[images[i][1]])
+            yield (SFace.crop_spec.normalize(torch.cat(crops).to(device)),
+                   torch.tensor(labels, device=device))
+
+    history = _fit(net, loss_fn, optimizer, [config.backbone_lr, config.lr], batches, per_epoch,
+                   config, log)
     return net.eval().cpu(), history
 
 
@@ -228,3 +153,31 @@ def _initial_net() -> MagFaceNet:
     net = MagFaceNet()
     net.backbone.load_state_dict(load_weights("sface"))
     return net
+
+
+def _fit(model: nn.Module, loss_fn: MagFaceLoss, optimizer: torch.optim.Optimizer,
+         peak_lrs: list[float], batches: Callable[[], Iterator], per_epoch: int,
+         config: MagFaceConfig, log: Callable[[dict], None]) -> list[dict]:
+    """``config.epochs`` passes over ``batches()`` (input, labels) with a one-cycle schedule;
+    returns one row per epoch: mean loss, ce, g, accuracy, magnitude, seconds."""
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, peak_lrs,
+                                                   total_steps=config.epochs * per_epoch)
+    history = []
+    for epoch in range(config.epochs):
+        started, sums, count = time.monotonic(), {}, 0
+        model.train()
+        for inputs, labels in batches():
+            embeddings = model(inputs)
+            parts = loss_fn(embeddings, labels)
+            optimizer.zero_grad()
+            parts["loss"].backward()
+            optimizer.step()
+            schedule.step()
+            parts["magnitude"] = embeddings.norm(dim=1).mean()
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + value.item() * len(labels)
+            count += len(labels)
+        history.append({"epoch": epoch + 1, **{k: v / count for k, v in sums.items()},
+                        "seconds": round(time.monotonic() - started, 1)})
+        log(history[-1])
+    return history
