@@ -23,8 +23,9 @@ from .base import QualityEstimator
 class RIProximity(QualityEstimator):
     """Degrees between the face's normalised embedding and the recognizer's UI centre.
 
-    recognizer: a name (``sface`` by default; ``mobilefacenet``, ``dlib``, ``faceres`` and
-    ``magface`` have stored centres too) or
+    recognizer: a name (``dlib`` by default: its centre ranked LFW View 2 better than SFace's,
+    docs/ri.md; ``sface``, ``mobilefacenet``, ``faceres`` and ``magface`` have stored centres
+    too) or
     any :class:`~fiqa.recognizers.Recognizer`, including your own; for one without a stored
     centre pass ``centre`` (from ``fiqa.training.unrecognisable.ui_centre``) and, optionally,
     ``angles`` = (angle of unrecognisable faces, angle of good faces) for the 0–100 mapping.
@@ -35,7 +36,7 @@ class RIProximity(QualityEstimator):
     score_range = (0.0, 90.0)
     weights = ("ri_centres",)
 
-    def __init__(self, device: str | torch.device = "auto", recognizer: str | Recognizer = "sface",
+    def __init__(self, device: str | torch.device = "auto", recognizer: str | Recognizer = "dlib",
                  centre: torch.Tensor | None = None,
                  angles: tuple[float, float] | None = None) -> None:
         super().__init__(device)

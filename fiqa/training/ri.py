@@ -6,10 +6,12 @@ view's own image):
 
     proximity  a = ∠(e, u) in degrees                       criterion (i): far from unrecognisable
     margin     c = cos(e, p_y) − max_{k≠y} cos(e, p_k)       criterion (ii): nearer its own class
-    RI         = (z(a) + z(c)) / 2
+    RI         = (z(c) + w·z(a)) / (1 + w)
 
-z standardises over the training views (mean 0, sd 1), so both criteria weigh equally. Chai et al.
-(CVPR 2023) build their index from the same two criteria; this combination is ours.
+z standardises over the training views (mean 0, sd 1); w = 1 weighs both criteria equally. Chai et
+al. (CVPR 2023) build their index from the same two criteria; this combination is ours. For SFace
+``scripts/train_ri.py`` uses w = 0: its proximity ranks held-out views poorly, and every weight
+above 0 made the head rank them worse (docs/ri.md).
 """
 
 from __future__ import annotations
@@ -47,14 +49,17 @@ def identity_margins(embeddings: torch.Tensor, labels: np.ndarray, images: np.nd
 
 
 def ri_targets(embeddings: torch.Tensor, labels: np.ndarray, images: np.ndarray,
-               clean: np.ndarray, centre: torch.Tensor) -> dict[str, np.ndarray]:
+               clean: np.ndarray, centre: torch.Tensor,
+               proximity_weight: float = 1.0) -> dict[str, np.ndarray]:
     """embeddings N×D (any norm), labels N (0…C−1), images N (which image each view shows),
-    clean N bools (views that make the prototypes), centre D → proximity, margin and RI, N each."""
+    clean N bools (views that make the prototypes), centre D → proximity, margin and RI, N each.
+    ``proximity_weight`` w weighs criterion (i): RI = (z(c) + w·z(a)) / (1 + w); 1 is the
+    equal-weight index."""
     e = F.normalize(embeddings.float(), dim=1)
     proximity = torch.rad2deg(torch.arccos((e @ F.normalize(centre, dim=0)).clamp(-1, 1)))
     a = proximity.numpy().astype(np.float64)
     c = identity_margins(embeddings, labels, images, clean)
-    ri = (_z(a) + _z(c)) / 2
+    ri = (_z(c) + proximity_weight * _z(a)) / (1 + proximity_weight)
     return {"proximity": a, "margin": c, "ri": ri}
 
 
