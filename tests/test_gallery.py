@@ -142,7 +142,7 @@ def test_cli_enroll_extend_and_identify(faces, tmp_path):
     assert Gallery.load(gallery).identities == list(PEOPLE)
     result = runner.invoke(app, ["enroll", str(tmp_path / "more"), "--gallery", str(gallery),
                                  "-r", "faceres"])
-    assert result.exit_code == 2 and "recognizer (dlib)" in result.output
+    assert result.exit_code == 2 and "recognizer (sface)" in result.output
     assert len(pd.read_csv(tmp_path / "gallery.fiqa.report.csv")) == 14
 
     probes = [str(faces[person][0][4]) for person in PEOPLE] + [str(people / PEOPLE[0] /
