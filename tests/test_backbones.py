@@ -13,7 +13,7 @@ from fiqa.imageio import read_image
 from fiqa.recognizers import recognizer
 from fiqa.recognizers.sface import SFaceTrunk
 
-SFACE_READERS = ("magface", "ri", "sface-norm", "ri-proximity")
+SFACE_READERS = {"magface": {}, "ri": {}, "sface-norm": {}, "ri-proximity": {"recognizer": "sface"}}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -22,8 +22,9 @@ def test_one_pass_per_batch_gives_each_model_its_own_numbers(monkeypatch):
     """Four estimators and two recognizers on SFace: one backbone pass per batch of faces, and
     every column equal to that model's output when it runs alone."""
     paths = lfw_images(10)
-    scorer = Scorer([*SFACE_READERS, "baseline"], ["sface", "magface"], device="cpu",
-                    batch_size=4)
+    readers = [fiqa.create(name, device="cpu", **options)
+               for name, options in SFACE_READERS.items()]
+    scorer = Scorer([*readers, "baseline"], ["sface", "magface"], device="cpu", batch_size=4)
     calls = []
     forward = SFaceTrunk.forward
     monkeypatch.setattr(SFaceTrunk, "forward", lambda self, x: calls.append(len(x))
@@ -33,8 +34,8 @@ def test_one_pass_per_batch_gives_each_model_its_own_numbers(monkeypatch):
     images = [read_image(path) for path in paths]
     crops = scorer.crops(images, [points for _, points in scorer.locate(images)],
                          fiqa.create("ri", device="cpu").crop_spec)
-    for name in SFACE_READERS:
-        alone = fiqa.create(name, device="cpu").score(crops)
+    for name, options in SFACE_READERS.items():
+        alone = fiqa.create(name, device="cpu", **options).score(crops)
         assert np.allclose([row[name] for row in rows], alone, rtol=1e-6), name
     for name in ("sface", "magface"):
         alone = recognizer(name, "cpu").embed(crops).numpy()
