@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -23,6 +24,23 @@ from .device import resolve_device
 from .registry import Registry
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def checked_precision(precision: str) -> str:
+    """``precision`` itself, or ValueError unless it is a key of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    return precision
+
+
+def run_on_crops(forward: Callable[[torch.Tensor], torch.Tensor], spec: CropSpec,
+                 crops: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
+    """``forward(spec.normalize(crops))`` on ``device`` in inference mode, under autocast for
+    bf16/fp16 → float32."""
+    dtype = PRECISIONS[precision]
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+    with torch.inference_mode(), autocast:
+        return forward(spec.normalize(crops.to(device))).float()
 
 
 class Backbone(ABC):
@@ -38,9 +56,7 @@ class Backbone(ABC):
     weights: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-        self.device, self.precision = resolve_device(device), precision
+        self.device, self.precision = resolve_device(device), checked_precision(precision)
         self.net = self.build().to(self.device).eval()
 
     @abstractmethod
@@ -55,10 +71,7 @@ class Backbone(ABC):
         """N×3×S×S uint8 RGB crops aligned to ``crop_spec`` → N×D float32 features on
         ``device`` (under autocast for bf16/fp16)."""
         check_crops(crops, self.crop_spec, f"backbone {self.name}")
-        dtype = PRECISIONS[self.precision]
-        autocast = torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32)
-        with torch.inference_mode(), autocast:
-            return self.forward(self.crop_spec.normalize(crops.to(self.device))).float()
+        return run_on_crops(self.forward, self.crop_spec, crops, self.device, self.precision)
 
 
 _registry: Registry[type[Backbone]] = Registry("backbone", "fiqa.recognizers", "fiqa.backbones")

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..backbones import PRECISIONS, Backbone, shared_backbone
+from ..backbones import Backbone, checked_precision, run_on_crops, shared_backbone
 from ..crop import CropSpec, check_crops
 from ..device import resolve_device
 from ..weights import provenance
@@ -32,9 +32,7 @@ class Recognizer(ABC):
     backbone: ClassVar[str | None] = None  # a fiqa.backbones name, for a shared forward pass
 
     def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-        self.device, self.precision = resolve_device(device), precision
+        self.device, self.precision = resolve_device(device), checked_precision(precision)
         self.model = self.build().to(self.device).eval()
 
     @abstractmethod
@@ -50,10 +48,7 @@ class Recognizer(ABC):
         check_crops(crops, self.crop_spec, self.name)
         if self.backbone is not None:
             return self.embed_features(self.shared.features(crops), normalize)
-        dtype = PRECISIONS[self.precision]
-        autocast = torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32)
-        with torch.inference_mode(), autocast:
-            embeddings = self.model(self.crop_spec.normalize(crops.to(self.device))).float()
+        embeddings = run_on_crops(self.model, self.crop_spec, crops, self.device, self.precision)
         return F.normalize(embeddings, dim=1) if normalize else embeddings
 
     @property
