@@ -13,6 +13,7 @@ import fiqa
 from fiqa.recognizers import recognizer
 from fiqa.recognizers.dlib_resnet import DlibResNet
 from fiqa.recognizers.sface import HEAD_INPUTS, SFace
+from fiqa.training import photo_views as photo_views_module
 from fiqa.training.degrade import DEGRADATIONS, degrade, random_degradations
 from fiqa.training.magface import MagFaceConfig, MagFaceLoss, finetune, train_head
 from fiqa.training.photo_views import PhotoViews, cached_photo_views
@@ -90,6 +91,20 @@ def test_photo_views_are_sface_inputs_of_real_photos(photo_views, lfw_faceset):
     assert torch.allclose(stored, sface, atol=0.02, rtol=0.01)
     assert (photo_views.families[~clean] > 0).mean() > 0.5
     assert np.array_equal(photo_views.labels, lfw_faceset.labels[photo_views.image])
+
+
+def test_photo_views_resume_from_saved_chunks(photo_views, tmp_path, monkeypatch):
+    """A run saves each chunk as it finishes; a later run renders only the chunks missing and
+    gives the same views."""
+    monkeypatch.setattr(photo_views_module, "CHUNK", 4)
+    images = photo_views.images[:8]
+    first = cached_photo_views(images, views=1, cache=tmp_path, workers=1)
+    (chunks,) = (tmp_path / "train").iterdir()
+    assert sorted(p.name for p in chunks.iterdir()) == ["000000.npz", "000004.npz"]
+    (chunks / "000004.npz").unlink()
+    again = cached_photo_views(images, views=1, cache=tmp_path, workers=1)
+    assert torch.equal(first.features, again.features)
+    assert np.array_equal(first.image, again.image) and np.array_equal(first.view, again.view)
 
 
 def test_head_training_learns_identities(photo_views):
