@@ -129,7 +129,7 @@ def load_model(name: str) -> LandmarkModel:
 
 @register
 class LandmarkEstimator(QualityEstimator):
-    """MTCNN's five landmarks and detection metadata → predicted recognition utility.
+    """The detector's five landmarks and detection metadata → predicted recognition utility.
 
     Features: :func:`landmark_features` (Procrustes shape against the training mean shape, its
     residual, head pose, inter-eye pixels, box-to-image size, detector logit); non-finite values
@@ -141,8 +141,8 @@ class LandmarkEstimator(QualityEstimator):
     """
 
     name = "landmarks"
-    description = ("random forest on MTCNN five-landmark geometry, pose, face size and detector "
-                   "confidence; predicts the dlib margin")
+    description = ("random forest on five-landmark geometry (trained on YuNet's), pose, face size "
+                   "and detector confidence; predicts the dlib margin")
     needs = frozenset({"boxes", "scores", "landmarks", "image_sizes"})
     score_range = (-0.03, 0.03)
     components = ("procrustes_distance",)
@@ -153,7 +153,7 @@ class LandmarkEstimator(QualityEstimator):
         load_model(self.weights[0])  # fail now if missing; kept out of vars(), the cache key
 
     def landmarks(self, crops: torch.Tensor, faces: Faces) -> np.ndarray:
-        """The N×K×2 landmarks whose shape is scored: here MTCNN's five, original pixels."""
+        """The N×K×2 landmarks whose shape is scored: here the detector's five, original pixels."""
         return np.asarray(faces.landmarks, dtype=np.float64)
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
