@@ -102,7 +102,7 @@ from fiqa.pipeline import Scorer
 from fiqa.training.photo_degrade import FaceGeometry, evaluation_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-ESTIMATORS = ("baseline,detection,landmarks,dlib-norm,sface-norm,faceres-norm,magface,"
+ESTIMATORS = ("baseline,detection,landmarks,dlib-norm,sface-norm,faceres-norm,vit-norm,magface,"
               "ri-proximity,ri,attention")
 RECOGNIZERS = "dlib,faceres,sface,mobilefacenet"
 FNMR, LIMIT, FAILURES = 0.1, 0.2, "as-errors"  # as our held-back judging

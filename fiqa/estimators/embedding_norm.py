@@ -17,6 +17,7 @@ import torch
 from ..faces import Faces
 from ..recognizers import Recognizer, recognizer
 from ..recognizers.dlib_resnet import DlibResNet
+from ..recognizers.face_vit import FaceViTRecognizer
 from ..recognizers.faceres import FaceRes
 from ..recognizers.sface import SFace
 from . import register
@@ -77,3 +78,12 @@ class FaceResNorm(EmbeddingNorm):
     model = FaceRes
     score_range = (6.8, 16.5)
 
+
+@register
+class FaceViTNorm(EmbeddingNorm):
+    """‖f‖ of our face ViT's 128-d embedding (the ``vit`` recognizer)."""
+
+    name = "vit-norm"
+    description = "norm of our face ViT's unnormalised embedding (untrained baseline)"
+    model = FaceViTRecognizer
+    score_range = (4.3, 19.4)
