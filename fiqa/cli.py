@@ -345,7 +345,7 @@ def enroll(
         "the K best) or mean.")
     ] = "",
     floor: Annotated[float | None, typer.Option(
-        min=0, max=100, help="Images below this 0–100 quality are left out (default 20).")
+        min=0, max=100, help="Images below this 0–100 quality are left out (default 5).")
     ] = None,
     overwrite: Overwrite = False,
     device: Device = "auto",

@@ -191,22 +191,23 @@ class Scorer:
         if len(all_faces) == 0:
             return [{} for _ in images]
         models = [*self.estimators, *self.recognizers]
-        crops_by_spec = {spec: self.crops(images, points, spec)
-                         for spec in dict.fromkeys(model.crop_spec for model in models)}
-        parts: dict[int, list[dict]] = {id(model): [] for model in models}
+        trunks = [model.shared if model.backbone is not None else None for model in models]
+        specs = [model.crop_spec for model in models] + [t.crop_spec for t in trunks if t]
+        crops_by_spec = {spec: self.crops(images, points, spec) for spec in dict.fromkeys(specs)}
+        parts: list[list[dict]] = [[] for _ in models]
         for start in range(0, len(all_faces), self.batch_size):
             batch = slice(start, start + self.batch_size)
-            shared: dict[tuple, torch.Tensor] = {}  # one pass per backbone (fiqa.backbones)
-            for model in models:
-                crops, features = crops_by_spec[model.crop_spec][batch], None
-                if model.backbone is not None:
-                    key = (model.backbone, getattr(model, "precision", "fp32"))
-                    if key not in shared:
-                        shared[key] = model.shared.features(crops)
-                    features = shared[key]
-                parts[id(model)].append(_columns_of(model, crops, all_faces[batch], features))
+            shared: dict[int, torch.Tensor] = {}  # one pass per backbone (fiqa.backbones)
+            for index, (model, trunk) in enumerate(zip(models, trunks, strict=True)):
+                features = None
+                if trunk is not None:
+                    if id(trunk) not in shared:
+                        shared[id(trunk)] = trunk.features(crops_by_spec[trunk.crop_spec][batch])
+                    features = shared[id(trunk)]
+                crops = crops_by_spec[model.crop_spec][batch]
+                parts[index].append(_columns_of(model, crops, all_faces[batch], features))
         columns = {key: np.concatenate([part[key] for part in model_parts])
-                   for model_parts in parts.values() for key in model_parts[0]}
+                   for model_parts in parts for key in model_parts[0]}
         bounds = np.cumsum([0, *counts])
         return [{column: values[a:b] for column, values in columns.items()}
                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -11,7 +11,7 @@ views degraded as whole photographs (fiqa.training.photo_views: the training rec
 detection and alignment again); FIW crops are degraded as they are.
 
 * cpu: the SFace backbone is frozen; the views' SFace head inputs are rendered once (about
-  25 min on two cores for CelebA + FIW) and cached in .fiqa-cache/train/; the head trains on them
+  17 min on two cores for CelebA + FIW) and cached in .fiqa-cache/train/; the head trains on them
   in seconds an epoch.
 * gpu: backbone and head train together on views rendered afresh every step.
 
@@ -63,6 +63,8 @@ def main() -> None:
     config = chosen_config(args, CONFIGS)
     images = training_images(args.data, sources=tuple(args.sources.split(",")))
     if config.backbone_lr > 0:
+        if args.holdout or args.lodo:
+            parser.error("--holdout and --lodo train heads on cached views: use --config cpu")
         net, history = finetune(images, config, resolve_device(args.device))
         write_history(RESULTS / f"magface_training_{args.config}.json", config, history)
         if not args.no_save:

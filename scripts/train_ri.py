@@ -9,7 +9,8 @@
    the median angle of 500 fresh unrecognisable views (→ 0) and the 95th percentile over the
    clean training faces (→ 100).
 2. The RI target (fiqa.training.ri) of every photo view of the MagFace CPU configuration (same
-   views, same cache: fiqa.training.photo_views), from SFace's embeddings and SFace's UI centre,
+   views, same cache: fiqa.training.photo_views), from SFace's embeddings, with criterion (i)'s
+   weight at PROXIMITY_WEIGHT (0: SFace's identity margin alone, so its UI centre plays no part),
    and a regression head on SFace's head inputs fitted to it (CPU, about a minute).
 
 Training faces: fiqa.training.data.training_images(sources=("celeba", "fiw")): CelebA and FIW,

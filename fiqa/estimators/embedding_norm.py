@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ..backbones import Backbone
 from ..faces import Faces
 from ..recognizers import Recognizer, recognizer
 from ..recognizers.dlib_resnet import DlibResNet
@@ -42,6 +43,11 @@ class EmbeddingNorm(QualityEstimator):
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         return {"score": self.recognizer.embed(crops).norm(dim=1).cpu().numpy()}
+
+    @property
+    def shared(self) -> Backbone:
+        """The recognizer's shared backbone (its device and precision)."""
+        return self.recognizer.shared
 
     def measure_features(self, features: torch.Tensor,
                          faces: Faces | None) -> dict[str, np.ndarray]:

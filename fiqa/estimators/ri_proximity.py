@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..backbones import Backbone
 from ..faces import Faces
 from ..recognizers import Recognizer
 from ..recognizers import recognizer as make_recognizer
@@ -55,6 +56,11 @@ class RIProximity(QualityEstimator):
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         return self._angles(self.recognizer.embed(crops, normalize=True))
+
+    @property
+    def shared(self) -> Backbone:
+        """The recognizer's shared backbone (its device and precision)."""
+        return self.recognizer.shared
 
     def measure_features(self, features: torch.Tensor,
                          faces: Faces | None) -> dict[str, np.ndarray]:

@@ -38,11 +38,12 @@ class MagFaceHead(nn.Module):
 
 
 class MagFaceNet(nn.Module):
-    """N×3×112×112 input normalised like SFace's → N×128 MagFace embeddings."""
+    """N×3×112×112 input normalised like SFace's → N×128 MagFace embeddings; ``backbone``: an
+    SFaceNet to use (a fresh one by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, backbone: SFaceNet | None = None) -> None:
         super().__init__()
-        self.backbone = SFaceNet()
+        self.backbone = backbone if backbone is not None else SFaceNet()
         self.head = MagFaceHead()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,17 +66,20 @@ class MagFace(Recognizer):
     def build(self) -> MagFaceNet:
         """``magface`` holds the head, plus the backbone where it was fine-tuned (else SFace's
         shared one)."""
-        module = MagFaceNet()
         stored = load_weights("magface")
         if any(key.startswith("backbone.") for key in stored):
             self.backbone = None
+            module = MagFaceNet()
             module.load_state_dict(stored)
             return module.to(memory_format=torch.channels_last)
+        module = MagFaceNet(self.shared.net)
         module.head.load_state_dict({k[5:]: v for k, v in stored.items() if k.startswith("head.")})
-        module.backbone = self.shared.net
         return module
 
     def embed_features(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        if self.backbone is None:
+            raise NotImplementedError("these magface weights hold their own fine-tuned backbone: "
+                                      "embed crops with embed()")
         with torch.inference_mode():
             embeddings = self.model.head(features)
         return F.normalize(embeddings, dim=1) if normalize else embeddings

@@ -130,8 +130,11 @@ def finetune(images: list[tuple[str, str]], config: MagFaceConfig, device: torch
 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _ in range(per_epoch):
-            crops, labels = [], []
+            crops, labels, tries = [], [], 0
             while len(crops) < config.batch_size:
+                tries += 1
+                if tries > 20 * config.batch_size:
+                    raise RuntimeError("no training photo gives a face: check the image list")
                 i = usable[int(rng.integers(len(usable)))]
                 photo = read_photo(images[i][0])
                 degrade = rng.random() >= 1 / (config.views + 1)

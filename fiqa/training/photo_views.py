@@ -98,6 +98,8 @@ def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int 
     """The clean and ``views`` degraded views of every image of ``images``, rendered once in
     ``workers`` processes and cached in ``<cache>/train/``, keyed by the recipe, ``views``,
     ``seed`` and the image list. Photos without a face in their clean version are left out."""
+    if not images:
+        raise ValueError("no training images")
     recipe = repr(training_recipe())
     key = hashlib.sha1(json.dumps([recipe, views, seed, images]).encode()).hexdigest()[:10]
     folder = Path(cache) / "train" / f"photo-views-{key}"
@@ -110,11 +112,11 @@ def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int 
                  for i in range(start, min(start + CHUNK, len(images)))] for start in todo]
         with Progress() as progress, ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_start_worker) as pool:
-            task = progress.add_task("photo views", total=len(todo) * CHUNK)
-            for start, result in zip(todo, pool.map(_render_chunk, jobs), strict=True):
+            task = progress.add_task("photo views", total=sum(map(len, jobs)))
+            for start, job, result in zip(todo, jobs, pool.map(_render_chunk, jobs), strict=True):
                 np.savez(folder / f"{start:06d}.partial.npz", **result)
                 (folder / f"{start:06d}.partial.npz").replace(folder / f"{start:06d}.npz")
-                progress.advance(task, CHUNK)
+                progress.advance(task, len(job))
     parts = [np.load(folder / f"{start:06d}.npz") for start in chunks]
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0].files}
     lost = np.zeros(len(images), int)

@@ -71,7 +71,7 @@ def train_ri_head(features: torch.Tensor, targets: np.ndarray, epochs: int = 20,
                   batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
                   log: Callable[[dict], None] = print) -> tuple[RIHead, list[dict]]:
     """A :class:`RIHead` fitted by mean squared error to ``targets`` (NaN targets skipped) from
-    pooled features (N×256). Returns the head (eval mode) and the per-epoch log."""
+    SFace head inputs (N×1152). Returns the head (eval mode) and the per-epoch log."""
     torch.manual_seed(seed)
     known = ~np.isnan(targets)
     x, t = features[torch.from_numpy(known)], torch.from_numpy(targets[known]).float()

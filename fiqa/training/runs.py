@@ -26,16 +26,8 @@ def config_parser(doc: str, configs: dict[str, Any], weights_name: str) -> argpa
     parser.add_argument("--name", default=weights_name, help="weights name in weights/")
     parser.add_argument("--no-save", action="store_true", help="do not write weights")
     for field in dataclasses.fields(next(iter(configs.values()))):  # --epochs, --lr, ...
-        kind = _yes_no if isinstance(field.default, bool) else type(field.default)
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind)
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default))
     return parser
-
-
-def _yes_no(value: str) -> bool:
-    """``true``/``yes``/``1`` or ``false``/``no``/``0`` → bool."""
-    if value.lower() not in ("true", "yes", "1", "false", "no", "0"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-    return value.lower() in ("true", "yes", "1")
 
 
 def chosen_config(args: argparse.Namespace, configs: dict[str, Any]) -> Any:
