@@ -47,8 +47,9 @@ Commands (``OMP_NUM_THREADS=1`` on shared CPUs)::
     python benchmarks/generalisation.py                           # every set, defaults
     python benchmarks/generalisation.py --sets clean -m <estimators trained without LFW>
     python benchmarks/generalisation.py --sets photo
-    python benchmarks/generalisation.py --sets families --families jpeg,noise \\
-        --held-out jpeg=<estimator trained without jpeg>
+    python benchmarks/generalisation.py --sets families --families jpeg \\
+        --family-estimators ri,sface-norm,magface,detection,baseline \\
+        --held-out jpeg=ri:ri_head_without_jpeg     # after train_ri.py --without jpeg
     python benchmarks/generalisation.py --limit-pairs 10 -m baseline,magface -r dlib,sface \\
         --bootstrap 20 --family-bootstrap 20                      # smoke test, ~200 pairs
 
@@ -351,7 +352,10 @@ def degraded_pixels(source: str, face: FaceGeometry | None, seed: int,
 
 @functools.cache
 def estimator(name: str, device: str) -> estimators.QualityEstimator:
-    return estimators.create(name, device)
+    """A registered estimator, or ``ri:<head>``: ``ri`` with the head weights ``<head>`` (e.g.
+    one trained ``--without`` a family by scripts/train_ri.py)."""
+    base, _, head = name.partition(":")
+    return estimators.create(base, device, **({"head": head} if head else {}))
 
 
 @functools.cache

@@ -3,6 +3,9 @@
     python scripts/train_ri.py [--recognizers sface,mobilefacenet,dlib,faceres,magface]
     python scripts/train_ri.py --holdout 300        # develop: report on held-out people
     python scripts/train_ri.py --head-only          # the head again, centres kept
+    python scripts/train_ri.py --head-only --without jpeg --name ri_head_without_jpeg
+                                                    # a head that never saw JPEG: fiqa.create(
+                                                    # "ri", head="ri_head_without_jpeg")
 
 1. For every recognizer: the UI centre from 2,000 unrecognisable views of training faces
    (fiqa.training.unrecognisable), and the two angles that anchor ri-proximity's 0–100 quality:
@@ -35,7 +38,7 @@ from fiqa.estimators.ri_proximity import RIProximity
 from fiqa.recognizers import recognizer
 from fiqa.training.data import DEFAULT_DATA, load_faces, training_images
 from fiqa.training.magface import MagFaceConfig
-from fiqa.training.photo_views import cached_photo_views
+from fiqa.training.photo_views import FAMILY_BITS, cached_photo_views
 from fiqa.training.ri import ri_targets, train_ri_head
 from fiqa.training.unrecognisable import ui_centre, unrecognisable_views
 from fiqa.weights import load_weights, save_weights
@@ -84,6 +87,10 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=0, help="identities kept out (dev)")
     parser.add_argument("--head-only", action="store_true",
                         help="keep weights/ri_centres as they are; train the head only")
+    parser.add_argument("--name", default="ri_head", help="weights name of the head")
+    parser.add_argument("--without", choices=sorted(FAMILY_BITS), default=None,
+                        help="leave out of the head's training every view this photo-degradation "
+                             "family touched (benchmarks/generalisation.py --held-out)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -104,11 +111,12 @@ def main() -> None:
     targets = ri_targets(views.embeddings, views.labels, views.image, views.view == 0, centre,
                          PROXIMITY_WEIGHT)
     held = views.held_out(args.holdout, args.seed)  # the draw of train_magface.py's --holdout
-    head, history = train_ri_head(features[torch.from_numpy(~held)], targets["ri"][~held],
+    train = ~held & ~(views.has_family(args.without) if args.without else False)
+    head, history = train_ri_head(features[torch.from_numpy(train)], targets["ri"][train],
                                   epochs=args.epochs, seed=args.seed)
     with torch.inference_mode():
         predicted = head(features.float()).numpy()
-    report = {"training_views": int((~held).sum()), "history": history}
+    report = {"training_views": int(train.sum()), "without": args.without, "history": history}
     if args.holdout:
         known = held & ~np.isnan(targets["ri"])
         degraded = views.families[held] > 0
@@ -122,18 +130,20 @@ def main() -> None:
         print(json.dumps(report["holdout"], indent=2))
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    suffix = f"_holdout{args.holdout}" if args.holdout else ""
+    suffix = (f"_holdout{args.holdout}" if args.holdout else "") + (
+        f"_without_{args.without}" if args.without else "")
     (results / f"ri_training{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
     if not args.holdout:
         low, high = np.percentile(predicted, [1, 99])
         tensors = {f"head.{k}": v for k, v in head.state_dict().items()}
-        save_weights("ri_head", tensors | {"range": torch.tensor([low, high])}, source=SOURCE,
+        save_weights(args.name, tensors | {"range": torch.tensor([low, high])}, source=SOURCE,
                      licence=LICENCE, made_by=made_by,
                      notes=json.dumps({"views": report["training_views"], "epochs": args.epochs,
                                        "target": "RI of SFace embeddings, photo views, "
                                                  f"proximity weight {PROXIMITY_WEIGHT}",
+                                       "without": args.without,
                                        "final_mse": history[-1]["mse"]}))
-        print("wrote weights/ri_head.safetensors")
+        print(f"wrote weights/{args.name}.safetensors")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from fiqa.recognizers.sface import HEAD_INPUTS
 from fiqa.training.degrade import degrade
 from fiqa.training.ri import ri_targets, train_ri_head
 from fiqa.training.unrecognisable import NON_FACE, UNRECOGNISABLE, ui_centre, unrecognisable_views
+from fiqa.weights import provenance
 
 
 def test_unrecognisable_views_cover_every_kind(lfw_faceset):
@@ -84,3 +85,18 @@ def test_ri_estimator_prefers_clean_photos(lfw_photo_pairs, family):
     estimator = fiqa.create("ri", device="cpu")
     clean, degraded = lfw_photo_pairs[family]
     assert np.mean(estimator.score(degraded) < estimator.score(clean)) >= 0.75
+
+
+def test_ri_with_other_head_weights(lfw_photo_pairs):
+    """A head trained without one degradation family is its own estimator (name, provenance),
+    and still ranks clean photos above the degraded ones."""
+    variant = fiqa.create("ri", device="cpu", head="ri_head_without_jpeg")
+    assert variant.name == "ri:ri_head_without_jpeg"
+    assert [entry["sha256"] for entry in variant.provenance()] == [
+        provenance("sface")["sha256"], provenance("ri_head_without_jpeg")["sha256"]]
+    assert fiqa.create("ri", device="cpu").provenance()[1]["sha256"] == provenance("ri_head")[
+        "sha256"]
+    clean, degraded = lfw_photo_pairs["defocus"]
+    assert np.mean(variant.score(degraded) < variant.score(clean)) >= 0.75
+    with pytest.raises(KeyError, match="no weights named"):
+        fiqa.create("ri", device="cpu", head="nonesuch")

@@ -81,10 +81,10 @@ class QualityEstimator(ABC):
         low, high = self.score_range
         return np.clip((np.asarray(raw, dtype=np.float64) - low) / (high - low) * 100, 0, 100)
 
-    @classmethod
-    def provenance(cls) -> list[dict]:
-        """Manifest entries (source, licence, sha256, how made) of the weights it uses."""
-        return [provenance(name) for name in cls.weights]
+    def provenance(self) -> list[dict]:
+        """Manifest entries (source, licence, sha256, how made) of the weights it uses (an
+        instance may use other weights than its class names)."""
+        return [provenance(name) for name in self.weights]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"

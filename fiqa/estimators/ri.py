@@ -44,9 +44,14 @@ class RIRegression(QualityEstimator):
     weights = ("sface", "ri_head")
     backbone = "sface"
 
-    def __init__(self, device: str | torch.device = "auto") -> None:
+    def __init__(self, device: str | torch.device = "auto", head: str = "ri_head") -> None:
+        """head: the weights of the regression head (``ri_head``; another name in
+        weights/manifest.json, e.g. a head trained without one degradation family, makes an
+        estimator named ``ri:<head>``)."""
         super().__init__(device)
-        stored = load_weights("ri_head")
+        if head != "ri_head":
+            self.name, self.weights = f"ri:{head}", ("sface", head)
+        stored = load_weights(head)
         self.head = RIHead()
         self.head.load_state_dict({k[5:]: v for k, v in stored.items() if k.startswith("head.")})
         self.score_range = tuple(stored["range"].tolist())
