@@ -12,6 +12,7 @@ from ..backbones import Backbone, shared_backbone
 from ..crop import DEFAULT_CROP, CropSpec, check_crops
 from ..device import resolve_device
 from ..faces import Faces
+from ..recognizers import Recognizer
 from ..weights import provenance
 
 METADATA = frozenset({"boxes", "scores", "landmarks", "image_sizes"})
@@ -88,3 +89,30 @@ class QualityEstimator(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"
+
+
+class EmbeddingEstimator(QualityEstimator):
+    """An estimator computed from a recognizer's embedding: the subclass sets ``self.recognizer``
+    and implements :meth:`from_embeddings`; the estimator then reads the recognizer's shared
+    backbone (its device and precision) wherever the recognizer has one."""
+
+    recognizer: Recognizer
+
+    @property
+    def backbone(self) -> str | None:
+        return self.recognizer.backbone
+
+    @property
+    def shared(self) -> Backbone:
+        return self.recognizer.shared
+
+    def from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
+        """N×dim unnormalised embeddings → ``{"score": N floats, ...}``."""
+        raise NotImplementedError
+
+    def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
+        return self.from_embeddings(self.recognizer.embed(crops))
+
+    def measure_features(self, features: torch.Tensor,
+                         faces: Faces | None) -> dict[str, np.ndarray]:
+        return self.from_embeddings(self.recognizer.embed_features(features))

@@ -14,18 +14,16 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..backbones import Backbone
-from ..faces import Faces
 from ..recognizers import Recognizer, recognizer
 from ..recognizers.dlib_resnet import DlibResNet
 from ..recognizers.face_vit import FaceViTRecognizer
 from ..recognizers.faceres import FaceRes
 from ..recognizers.sface import SFace
 from . import register
-from .base import QualityEstimator
+from .base import EmbeddingEstimator
 
 
-class EmbeddingNorm(QualityEstimator):
+class EmbeddingNorm(EmbeddingEstimator):
     """‖f‖ of recognizer ``model``'s embedding of each crop; a subclass names the recognizer
     class and takes its crop spec and weights."""
 
@@ -39,19 +37,8 @@ class EmbeddingNorm(QualityEstimator):
     def __init__(self, device: str | torch.device = "auto") -> None:
         super().__init__(device)
         self.recognizer = recognizer(self.model.name, self.device)
-        self.backbone = self.recognizer.backbone
 
-    def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
-        return {"score": self.recognizer.embed(crops).norm(dim=1).cpu().numpy()}
-
-    @property
-    def shared(self) -> Backbone:
-        """The recognizer's shared backbone (its device and precision)."""
-        return self.recognizer.shared
-
-    def measure_features(self, features: torch.Tensor,
-                         faces: Faces | None) -> dict[str, np.ndarray]:
-        embeddings = self.recognizer.embed_features(features)
+    def from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
         return {"score": embeddings.norm(dim=1).cpu().numpy()}
 
 

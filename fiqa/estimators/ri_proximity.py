@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..backbones import Backbone
-from ..faces import Faces
 from ..recognizers import Recognizer
 from ..recognizers import recognizer as make_recognizer
 from ..weights import load_weights
 from . import register
-from .base import QualityEstimator
+from .base import EmbeddingEstimator
 
 
 @register
-class RIProximity(QualityEstimator):
+class RIProximity(EmbeddingEstimator):
     """Degrees between the face's normalised embedding and the recognizer's UI centre.
 
     recognizer: a name (``dlib`` by default: its centre ranked LFW View 2 better than SFace's,
@@ -44,7 +43,6 @@ class RIProximity(QualityEstimator):
         self.recognizer = (recognizer if isinstance(recognizer, Recognizer)
                            else make_recognizer(recognizer, self.device))
         self.crop_spec = self.recognizer.crop_spec
-        self.backbone = self.recognizer.backbone
         if centre is None:
             centre, angles = stored_centre(self.recognizer.name)
         self.centre = torch.as_tensor(centre, dtype=torch.float32).to(self.device)
@@ -54,20 +52,8 @@ class RIProximity(QualityEstimator):
         if angles is not None:
             self.score_range = tuple(float(a) for a in angles)
 
-    def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
-        return self._angles(self.recognizer.embed(crops, normalize=True))
-
-    @property
-    def shared(self) -> Backbone:
-        """The recognizer's shared backbone (its device and precision)."""
-        return self.recognizer.shared
-
-    def measure_features(self, features: torch.Tensor,
-                         faces: Faces | None) -> dict[str, np.ndarray]:
-        return self._angles(self.recognizer.embed_features(features, normalize=True))
-
-    def _angles(self, unit: torch.Tensor) -> dict[str, np.ndarray]:
-        cosine = unit @ self.centre
+    def from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
+        cosine = F.normalize(embeddings, dim=1) @ self.centre
         return {"score": torch.rad2deg(torch.arccos(cosine.clamp(-1, 1))).cpu().numpy()}
 
 
