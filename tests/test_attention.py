@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import LFW
+from conftest import LFW, PHOTO_DEGRADATIONS
 from PIL import Image
 from safetensors.torch import save_file
 from sklearn.metrics import roc_auc_score
@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import fiqa
 from fiqa import Scorer
+from fiqa.backbones import shared_backbone
 from fiqa.cli import app
 from fiqa.estimators.attention import AttentionQuality
 from fiqa.evaluation.features import _options, model_id
@@ -24,8 +25,8 @@ from fiqa.evaluation.report import cosine
 from fiqa.explain import explain_images, overlay
 from fiqa.recognizers import recognizer
 from fiqa.recognizers.face_vit import CROP_SPEC, FaceViT, ViTShape, load_face_vit, save_face_vit
-from fiqa.training.degrade import degrade
-from fiqa.training.face_vit import ViTConfig, distill, render_batch, teacher_embeddings
+from fiqa.recognizers.sface import SFaceStem
+from fiqa.training.face_vit import ViTConfig, clean_targets, distill, stem_maps
 from fiqa.verification import read_lfw_pairs
 
 TINY = ViTShape(dim=32, depth=2, heads=2, mlp_ratio=2.0, embedding_dim=16)
@@ -38,7 +39,8 @@ def test_fused_and_explicit_attention_agree():
     with torch.no_grad():
         fused = model(x)
         explicit, logits = model.forward_with_logits(x)
-        block, tokens = model.blocks[-1], model.patches(x).flatten(2).transpose(1, 2)
+        block = model.blocks[-1]
+        tokens = model.patches(model.stem(x)).flatten(2).transpose(1, 2)
         tokens = model.blocks[0](tokens + model.position)[0]
         q, k, _ = block.qkv(block.norm1(tokens)).view(3, 196, 3, 2, 16).permute(2, 0, 3, 1, 4)
     assert logits.shape == (3, 2, 196, 196)
@@ -71,34 +73,63 @@ def test_a_users_own_vit_round_trips_and_scores(tmp_path, lfw_faceset):
         load_face_vit(tmp_path / "bare.safetensors")
 
 
-def test_distillation_learns_and_resumes(tmp_path, lfw_faceset):
-    """A tiny student gets closer to the teacher on the training faces, and a second call with
-    the same configuration resumes from the checkpoint instead of training again."""
-    targets = teacher_embeddings(lfw_faceset, "dlib", torch.device("cpu"))
-    assert targets.shape == (12, 128)
-    torch.testing.assert_close(targets.norm(dim=1), torch.ones(12))
-    config = ViTConfig(dim=32, depth=2, heads=2, epochs=6, batch_size=6, lr=3e-3, clean=1.0,
-                       jitter=0.0, warmup=0.2)
+def test_hybrid_vit_reads_sface_frozen_first_layers():
+    """stem_layers=23: SFace's layers down to 1/8 scale make the 14×14 grid, frozen; a stem of
+    another stride is refused."""
+    model = FaceViT(dataclasses.replace(TINY, stem_layers=23, flatten=True))
+    assert not any(p.requires_grad for p in model.stem.parameters())
+    assert all(p.requires_grad for p in model.patches.parameters())
+    stem = SFaceStem.pretrained(23).eval()
+    sface = recognizer("sface", "cpu").model
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        prefix = x
+        for layer, activation in list(zip(sface.layers, sface.activations, strict=True))[:23]:
+            prefix = activation(layer(prefix))
+        torch.testing.assert_close(stem(x), prefix)
+        assert model(x).shape == (2, 16)
+    with pytest.raises(ValueError, match="stride 4"):
+        FaceViT(dataclasses.replace(TINY, stem_layers=11))
+
+
+def test_targets_are_the_clean_views_of_each_photo(photo_views):
+    targets = clean_targets(photo_views)
+    torch.testing.assert_close(targets.norm(dim=1), torch.ones(len(photo_views)))
+    for image in range(12):
+        views = np.flatnonzero(photo_views.image == image)
+        assert len(views) >= 2 and (targets[views] == targets[views[0]]).all()
+    first, other = (np.flatnonzero(photo_views.image == i)[0] for i in (0, 2))  # two people
+    assert cosine(targets[[first]].numpy(), targets[[other]].numpy())[0] < 0.9
+
+
+def test_distillation_learns_and_resumes(tmp_path, photo_views):
+    """A tiny hybrid student gets closer to the teacher on real photo views, reports the held-out
+    people, resumes from its checkpoint; the cached stem maps are the stem's own outputs; the
+    on-device path (no precompute, flips) trains too."""
+    config = ViTConfig(dim=32, depth=1, heads=2, epochs=5, batch_size=6, lr=3e-3, warmup=0.2,
+                       holdout=1)
     checkpoint = tmp_path / "run.pt"
-    student, history = distill(lfw_faceset, targets, config, torch.device("cpu"), checkpoint,
+    student, history = distill(photo_views, config, torch.device("cpu"), checkpoint, tmp_path,
                                log=lambda row: None)
-    assert len(history) == 6 and history[-1]["cosine"] > history[0]["cosine"] + 0.1
+    assert len(history) == 5 and history[-1]["cosine"] > history[0]["cosine"] + 0.1
+    assert {"held_out_clean", "held_out_degraded"} <= set(history[-1])
     rows = []
-    again, resumed = distill(lfw_faceset, targets, config, torch.device("cpu"), checkpoint,
+    again, resumed = distill(photo_views, config, torch.device("cpu"), checkpoint, tmp_path,
                              log=rows.append)
-    assert rows == [{"resumed_after_epoch": 6}] and resumed == history
+    assert rows == [{"resumed_after_epoch": 5}] and resumed == history
     for a, b in zip(student.state_dict().values(), again.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
-
-
-def test_training_views_are_degraded_and_flipped(lfw_faceset):
-    config = ViTConfig(clean=0.0, jitter=0.0)
-    index = np.arange(12)
-    plain = lfw_faceset.crops(index, CROP_SPEC)
-    views = render_batch(lfw_faceset, index, config, np.random.default_rng(0))
-    assert views.shape == (12, 3, 112, 112) and views.dtype == torch.uint8
-    differences = (views.float() - plain.float()).abs().mean((1, 2, 3))
-    assert (differences > 1).all()
+    maps = stem_maps(photo_views.crops, student.stem, tmp_path)
+    with torch.inference_mode():
+        direct = student.stem(CROP_SPEC.normalize(photo_views.crops[:4]))
+    torch.testing.assert_close(torch.from_numpy(np.array(maps[:4])).float(), direct, atol=0.05,
+                               rtol=0.01)
+    on_device = dataclasses.replace(config, precompute=False, epochs=1)
+    _, history = distill(photo_views, on_device, torch.device("cpu"), log=lambda row: None)
+    assert len(history) == 1 and 0 < history[0]["cosine"] < 1
+    bare = dataclasses.replace(photo_views, crops=None)
+    with pytest.raises(ValueError, match="crops=True"):
+        distill(bare, config, torch.device("cpu"))
 
 
 def test_overlay_colours_follow_the_map(lfw_faceset):
@@ -119,15 +150,15 @@ def attention() -> AttentionQuality:
     return fiqa.create("attention", device="cpu")
 
 
-def test_attention_is_lower_for_strongly_degraded_faces(attention, lfw_faceset):
-    """Blur σ 4.3 px, a 9-px face and 57 % occlusion lower the median score of held-out LFW
-    faces (darkness, noise and JPEG do not: docs/attention.md); the score is the map's mean."""
-    crops = lfw_faceset.crops(np.arange(12), CROP_SPEC)
-    clean = attention.score(crops)
-    np.testing.assert_allclose(clean, attention.explain(crops).mean((1, 2)), rtol=1e-4, atol=1e-5)
-    for kind in ("blur", "resolution", "occlusion"):
-        worse = attention.score(degrade(crops, kind, 0.95, np.random.default_rng(0)))
-        assert np.median(worse) < np.median(clean), kind
+@pytest.mark.parametrize("family", sorted(PHOTO_DEGRADATIONS))
+def test_attention_falls_on_degraded_photos(attention, lfw_photo_pairs, family):
+    """Whole LFW View 2 photos (people never trained on) degraded by evaluation-recipe settings,
+    detected again: the clean faces score higher; the score is the mean of the map."""
+    clean, degraded = lfw_photo_pairs[family]
+    before, after = attention.score(clean), attention.score(degraded)
+    np.testing.assert_allclose(before, attention.explain(clean).mean((1, 2)), rtol=1e-4,
+                               atol=1e-5)
+    assert np.median(after) < np.median(before) and np.mean(after < before) >= 0.75
 
 
 def test_student_separates_held_out_pairs():
@@ -146,8 +177,25 @@ def test_student_separates_held_out_pairs():
                            for a, b in zip(pairs["path_a"], pairs["path_b"], strict=True)])
     same = pairs["same"].to_numpy()
     known = ~np.isnan(similarity)
-    assert np.mean(similarity[same & known]) > np.mean(similarity[~same & known]) + 0.2
-    assert roc_auc_score(same[known], similarity[known]) > 0.7
+    assert np.mean(similarity[same & known]) > np.mean(similarity[~same & known]) + 0.4
+    assert roc_auc_score(same[known], similarity[known]) > 0.97
+
+
+def test_vit_models_read_one_shared_pass(attention, lfw_faceset):
+    """vit, vit-norm and attention read the trunk's one pass (embedding, then score) and give
+    what the network gives on its own: the explicit last-block logits' mean, its embedding."""
+    crops = lfw_faceset.crops(np.arange(6), CROP_SPEC)
+    trunk = shared_backbone("vit", "cpu")
+    student = recognizer("vit", device="cpu")
+    assert student.model is trunk.net and attention.model is trunk.net
+    with torch.inference_mode():
+        embeddings, logits = trunk.net.forward_with_logits(CROP_SPEC.normalize(crops))
+    features = trunk.features(crops)
+    torch.testing.assert_close(student.embed_features(features), embeddings)
+    np.testing.assert_allclose(attention.score(crops), logits.mean((1, 2, 3)).numpy(), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(fiqa.create("vit-norm", device="cpu").score(crops),
+                               embeddings.norm(dim=1).numpy(), rtol=1e-5)
 
 
 def test_explain_cli_writes_heatmaps(tmp_path, lfw_paths):

@@ -16,7 +16,7 @@ from fiqa.recognizers.sface import HEAD_INPUTS, SFace
 from fiqa.training import photo_views as photo_views_module
 from fiqa.training.degrade import DEGRADATIONS, degrade, random_degradations
 from fiqa.training.magface import MagFaceConfig, MagFaceLoss, finetune, train_head
-from fiqa.training.photo_views import PhotoViews, cached_photo_views
+from fiqa.training.photo_views import cached_photo_views
 
 
 def test_loss_lets_easy_faces_keep_larger_magnitudes():
@@ -70,14 +70,6 @@ def test_jitter_moves_the_crop(lfw_faceset):
     assert (moved.float() - still.float()).abs().mean() > 5
 
 
-@pytest.fixture(scope="module")
-def photo_views(lfw_faceset, tmp_path_factory) -> PhotoViews:
-    """The twelve lfw_faceset photos (six people), a clean and two photo-degraded views each."""
-    images = [(path, f"lfw/{lfw_faceset.identities[label]}")
-              for path, label in zip(lfw_faceset.paths, lfw_faceset.labels, strict=True)]
-    return cached_photo_views(images, views=2, cache=tmp_path_factory.mktemp("views"), workers=1)
-
-
 def test_photo_views_are_sface_inputs_of_real_photos(photo_views, lfw_faceset):
     """Clean views carry exactly SFace's embedding of the photo's aligned face; degraded views
     were degraded as photos and detected again, and the families they got are recorded."""
@@ -91,6 +83,10 @@ def test_photo_views_are_sface_inputs_of_real_photos(photo_views, lfw_faceset):
     assert torch.allclose(stored, sface, atol=0.02, rtol=0.01)
     assert (photo_views.families[~clean] > 0).mean() > 0.5
     assert np.array_equal(photo_views.labels, lfw_faceset.labels[photo_views.image])
+    crops = photo_views.crops
+    assert crops.shape == (len(photo_views), 3, 112, 112) and crops.dtype == torch.uint8
+    again = recognizer("sface", "cpu").embed(crops)  # the crops are the views the features read
+    assert torch.allclose(photo_views.embeddings, again, atol=0.02, rtol=0.01)
 
 
 def test_photo_views_resume_from_saved_chunks(photo_views, tmp_path, monkeypatch):
@@ -100,10 +96,15 @@ def test_photo_views_resume_from_saved_chunks(photo_views, tmp_path, monkeypatch
     images = photo_views.images[:8]
     first = cached_photo_views(images, views=1, cache=tmp_path, workers=1)
     (chunks,) = (tmp_path / "train").iterdir()
-    assert sorted(p.name for p in chunks.iterdir()) == ["000000.npz", "000004.npz"]
+    assert sorted(p.name for p in chunks.iterdir()) == [
+        "000000.crops.npy", "000000.npz", "000004.crops.npy", "000004.npz"]
     (chunks / "000004.npz").unlink()
+    (chunks / "000000.crops.npy").unlink()
     again = cached_photo_views(images, views=1, cache=tmp_path, workers=1)
-    assert torch.equal(first.features, again.features)
+    assert torch.equal(first.features, again.features) and again.crops is None
+    assert not (chunks / "000000.crops.npy").exists()  # features alone need no crops
+    with_crops = cached_photo_views(images, views=1, cache=tmp_path, workers=1, crops=True)
+    assert torch.equal(first.features, with_crops.features) and len(with_crops.crops) == len(first)
     assert np.array_equal(first.image, again.image) and np.array_equal(first.view, again.view)
 
 

@@ -79,4 +79,4 @@ class FaceViTNorm(EmbeddingNorm):
     name = "vit-norm"
     description = "norm of our face ViT's unnormalised embedding (untrained baseline)"
     model = FaceViTRecognizer
-    score_range = (4.3, 19.4)
+    score_range = (25.4, 48.3)

@@ -1,14 +1,16 @@
 """Our face vision transformer, patch 8 on 112×112 ArcFace crops (196 tokens): recognizer ``vit``.
 
-A pre-norm ViT (Dosovitskiy et al., 2021) without a class token, whose tokens come from a small
-convolutional stem (three stride-2 convolutions: one token per 8×8 patch; Xiao et al., 2021,
-"Early convolutions help transformers see better": on our data it learned 1.5× faster than a
-linear patch embedding); the embedding is a linear map of the mean of the final tokens.
+A pre-norm ViT (Dosovitskiy et al., 2021) without a class token. Its 14×14 token grid comes from
+a convolutional stem: in the shipped model, SFace's first 23 convolutions, frozen (a *hybrid* ViT
+in Dosovitskiy et al.'s sense: every SFace stage down to 1/8 scale, then a trained 1×1
+projection); in a ``ViTShape(stem_layers=0)`` model, three trained stride-2 convolutions (Xiao et
+al., 2021). The embedding is a linear map of the final tokens, flattened (``flatten``) or
+averaged.
 
-Trained here by ``scripts/train_vit.py``, distilling dlib's unit embeddings centred on their
-training mean (``docs/attention.md``). Every block uses fused attention
-(``scaled_dot_product_attention``) except the last when its pre-softmax logits are asked for
-(:meth:`FaceViT.forward_with_logits`), which the ``attention`` estimator (ATTN-FIQA) reads.
+Trained here by ``scripts/train_vit.py``, distilling SFace on photos degraded as whole photographs
+(``docs/attention.md``). Every block uses fused attention (``scaled_dot_product_attention``)
+except the last when its pre-softmax logits are asked for (:meth:`FaceViT.forward_with_logits`),
+which the ``attention`` estimator (ATTN-FIQA) reads.
 
 Any :class:`FaceViT` of another size (``ViTShape``) saved with :func:`save_face_vit` loads with
 :func:`load_face_vit` and works with the estimator and as a recognizer.
@@ -27,10 +29,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ..backbones import Backbone, register_backbone
 from ..crop import CropSpec
 from ..weights import weights_path
 from . import register
 from .base import Recognizer
+from .sface import SFaceStem
 
 CROP_SPEC = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
 
@@ -38,7 +42,10 @@ CROP_SPEC = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
 @dataclass(frozen=True)
 class ViTShape:
     """Architecture of a :class:`FaceViT`: image side, patch side, width, blocks, heads, MLP
-    width ratio and embedding size. Tokens = (size / patch)²."""
+    width ratio and embedding size. Tokens = (size / patch)². ``stem_layers``: how many of
+    SFace's convolutions, frozen, make the tokens (0: our trained convolutional stem; SFace's
+    stride must equal ``patch``); ``flatten``: embed the flattened tokens rather than their
+    mean."""
 
     size: int = 112
     patch: int = 8
@@ -47,6 +54,8 @@ class ViTShape:
     heads: int = 6
     mlp_ratio: float = 3.0
     embedding_dim: int = 128
+    stem_layers: int = 0
+    flatten: bool = False
 
 
 def conv_stem(dim: int, patch: int) -> nn.Sequential:
@@ -94,7 +103,9 @@ class Block(nn.Module):
 
 
 class FaceViT(nn.Module):
-    """N×3×S×S input normalised by ``CROP_SPEC`` → N×embedding_dim embeddings."""
+    """N×3×S×S input normalised by ``CROP_SPEC`` → N×embedding_dim embeddings.
+
+    ``stem`` (frozen SFace layers, or the identity) then ``patches`` (trained) make the tokens."""
 
     def __init__(self, shape: ViTShape = ViTShape()) -> None:
         super().__init__()
@@ -102,12 +113,19 @@ class FaceViT(nn.Module):
             raise ValueError(f"size must divide by patch and dim by heads: {shape}")
         self.shape = shape
         tokens = (shape.size // shape.patch) ** 2
-        self.patches = conv_stem(shape.dim, shape.patch)
+        if shape.stem_layers:
+            self.stem = SFaceStem(shape.stem_layers).requires_grad_(False)
+            if self.stem.stride != shape.patch or shape.size != 112:
+                raise ValueError(f"SFace's first {shape.stem_layers} layers have stride "
+                                 f"{self.stem.stride} on 112 px: {shape}")
+            self.patches = nn.Conv2d(self.stem.channels, shape.dim, 1)
+        else:
+            self.stem, self.patches = nn.Identity(), conv_stem(shape.dim, shape.patch)
         self.position = nn.Parameter(torch.randn(1, tokens, shape.dim) * 0.02)
         self.blocks = nn.ModuleList(Block(shape.dim, shape.heads, shape.mlp_ratio)
                                     for _ in range(shape.depth))
         self.norm = nn.LayerNorm(shape.dim)
-        self.head = nn.Linear(shape.dim, shape.embedding_dim)
+        self.head = nn.Linear(shape.dim * (tokens if shape.flatten else 1), shape.embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_logits(x, keep_logits=False)[0]
@@ -116,11 +134,18 @@ class FaceViT(nn.Module):
                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Normalised input → (N×embedding_dim embeddings, the last block's pre-softmax logits
         N×heads×T×T, tokens in row-major patch order; None without ``keep_logits``)."""
-        tokens = self.patches(x).flatten(2).transpose(1, 2) + self.position
+        return self.encode(self.stem(x), keep_logits)
+
+    def encode(self, maps: torch.Tensor, keep_logits: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The stem's output N×C×G×G → what :meth:`forward_with_logits` returns (training on
+        stem maps computed once uses this)."""
+        tokens = self.patches(maps).flatten(2).transpose(1, 2) + self.position
         for block in self.blocks[:-1]:
             tokens = block(tokens)[0]
         tokens, logits = self.blocks[-1](tokens, keep_logits)
-        return self.head(self.norm(tokens).mean(1)), logits
+        tokens = self.norm(tokens)
+        return self.head(tokens.flatten(1) if self.shape.flatten else tokens.mean(1)), logits
 
 
 def save_face_vit(model: FaceViT, path: str | Path) -> Path:
@@ -144,16 +169,39 @@ def load_face_vit(path: str | Path) -> FaceViT:
     return model.eval()
 
 
-@register
-class FaceViTRecognizer(Recognizer):
-    """Our distilled face ViT: 112×112 ArcFace crops → 128-d embeddings (dlib's space, centred)."""
+@register_backbone
+class FaceViTTrunk(Backbone):
+    """Our face ViT's shared pass: N×129, the 128-d embedding then the ATTN-FIQA score (the mean
+    pre-softmax logit of the last block), read by ``vit``, ``vit-norm`` and ``attention``."""
 
     name = "vit"
-    description = ("face ViT (patch 8, 196 tokens) distilled from dlib here "
-                   "(CelebA + LFW outside View 2), 128-d")
     crop_spec = CROP_SPEC
-    dim = ViTShape().embedding_dim
     weights = ("face_vit",)
 
     def build(self) -> FaceViT:
         return load_face_vit(weights_path("face_vit"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        embeddings, logits = self.net.forward_with_logits(x)
+        return torch.cat([embeddings, logits.mean((1, 2, 3))[:, None]], 1)
+
+
+@register
+class FaceViTRecognizer(Recognizer):
+    """Our distilled face ViT: 112×112 ArcFace crops → 128-d embeddings (SFace's space)."""
+
+    name = "vit"
+    description = ("hybrid face ViT (SFace stem, 196 tokens, 2 blocks) distilled from SFace here "
+                   "(CelebA + FIW, no LFW), 128-d")
+    crop_spec = CROP_SPEC
+    dim = ViTShape().embedding_dim
+    weights = ("face_vit",)
+    backbone = "vit"
+
+    def build(self) -> FaceViT:
+        """The network with the shipped weights: the shared pass's own."""
+        return self.shared.net
+
+    def embed_features(self, features: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+        embeddings = features[:, :-1]
+        return F.normalize(embeddings, dim=1) if normalize else embeddings

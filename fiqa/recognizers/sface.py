@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,10 +43,7 @@ class SFaceNet(nn.Module):
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """N×3×112×112 → N×1024×7×7, the last convolution's output."""
-        x = x.contiguous(memory_format=torch.channels_last)
-        for layer, activation in zip(self.layers, self.activations, strict=True):
-            x = activation(layer(x))
-        return x
+        return _convolve(self.layers, self.activations, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N×3×112×112 → N×128."""
@@ -55,6 +54,40 @@ class SFaceNet(nn.Module):
         ``ri``): the average-pooled last feature map (1024) and the embedding (128)."""
         features = self.feature_map(x)
         return torch.cat([features.mean((2, 3)), self.embedding(features.flatten(1))], 1)
+
+
+class SFaceStem(nn.Module):
+    """SFace's first ``layers`` convolutions with their PReLUs (keys as in SFace's weights):
+    N×3×112×112 normalised crops → N×:attr:`channels`×(112/:attr:`stride`)², e.g. 23 layers →
+    N×512×14×14 (every stage down to 1/8 scale). The convolutional stem of the hybrid face ViT."""
+
+    def __init__(self, layers: int) -> None:
+        super().__init__()
+        if not 1 <= layers <= 1 + 2 * len(_BLOCKS):
+            raise ValueError(f"SFace has {1 + 2 * len(_BLOCKS)} convolutions, not {layers}")
+        net = SFaceNet()
+        self.layers, self.activations = net.layers[:layers], net.activations[:layers]
+        self.channels = self.layers[-1].out_channels
+        self.stride = math.prod(layer.stride[0] for layer in self.layers)
+
+    @classmethod
+    def pretrained(cls, layers: int) -> SFaceStem:
+        """The first ``layers`` convolutions with SFace's shipped weights."""
+        stem = cls(layers)
+        stored = load_weights("sface")
+        stem.load_state_dict({key: stored[key] for key in stem.state_dict()})
+        return stem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _convolve(self.layers, self.activations, x)
+
+
+def _convolve(layers: nn.ModuleList, activations: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
+    """Each convolution of ``layers`` then its activation, channels-last."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    for layer, activation in zip(layers, activations, strict=True):
+        x = activation(layer(x))
+    return x
 
 
 CROP_SPEC = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))

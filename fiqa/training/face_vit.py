@@ -1,11 +1,15 @@
-"""Distil a recognizer (the teacher, dlib by default) into our face ViT.
+"""Distil SFace into our hybrid face ViT, on training photos degraded as whole photographs.
 
-Every step renders fresh views: each face aligned with random jitter, degraded at random (blur,
-resolution, noise, JPEG, occlusion, darkness; ``clean`` of them left alone) and flipped half the
-time. The student learns to map each view to the teacher's unit embedding of the *clean,
-unjittered* face, centred on the mean over the training faces (dlib's unit embeddings of
-different people have a mean cosine of 0.83; centred, 0.00), loss = 1 − cos: it must recover
-identity from poor captures, the way the teacher reads good ones. Training checkpoints every
+The views are those of :func:`~fiqa.training.photo_views.cached_photo_views` (every CelebA and FIW
+photo clean and under two degradation chains of the training recipe, re-detected and aligned), so
+blur, noise and JPEG land where a camera puts them. The student learns to map every view of a
+photo to SFace's unit embedding of the *clean* view of that photo, centred on the mean over the
+training views and renormalised; loss = 1 − cos: it must recover identity from poor captures the
+way the teacher reads good ones.
+
+The stem (SFace's first layers) is frozen. In the CPU configuration its output maps are computed
+once and cached on disk (``precompute``), so an epoch costs only the transformer; otherwise the
+stem runs on the device every step and half of the views are flipped. Training checkpoints every
 epoch and resumes from the last one.
 """
 
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -23,78 +26,104 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 
-from ..recognizers import recognizer
 from ..recognizers.face_vit import CROP_SPEC, FaceViT, ViTShape
-from .data import FaceSet
-from .degrade import random_degradations
+from ..recognizers.sface import SFaceStem
+from .photo_views import PhotoViews
 
 
 @dataclass
 class ViTConfig:
     """Everything that defines a run (recorded in the weights' manifest entry)."""
 
-    dim: int = 144
-    depth: int = 6
+    stem_layers: int = 23  # SFace's convolutions in front, frozen (every stage down to 1/8)
+    dim: int = 128
+    depth: int = 2
     heads: int = 4
-    mlp_ratio: float = 3.0
-    teacher: str = "dlib"
-    epochs: int = 15  # passes over the training faces, one fresh view each
-    batch_size: int = 32
+    mlp_ratio: float = 2.0
+    flatten: bool = True
+    epochs: int = 6  # passes over the training views
+    batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup: float = 0.05  # fraction of steps with a linear warm-up, then cosine decay
-    jitter: float = 0.06  # alignment jitter, see FaceSet.crops
-    clean: float = 0.5  # fraction of views left undegraded
+    precompute: bool = True  # stem maps computed once and cached; False: on device, with flips
+    # Weight of the term tying the last block's mean attention logit (the ATTN-FIQA score) to the
+    # student's own cosine to its target, per view (1 − Pearson correlation over the batch).
+    attention_weight: float = 0.5
+    holdout: int = 300  # identities kept out of training, to report the cosine on
     seed: int = 0
 
     def shape(self, embedding_dim: int) -> ViTShape:
         return ViTShape(dim=self.dim, depth=self.depth, heads=self.heads,
-                        mlp_ratio=self.mlp_ratio, embedding_dim=embedding_dim)
+                        mlp_ratio=self.mlp_ratio, embedding_dim=embedding_dim,
+                        stem_layers=self.stem_layers, flatten=self.flatten)
 
 
-def teacher_embeddings(faces: FaceSet, teacher: str, device: torch.device,
-                       cache: str | Path | None = None) -> torch.Tensor:
-    """N×D unit embeddings of every face, aligned without jitter, by recognizer ``teacher``
-    (not centred); cached in folder ``cache`` by the teacher and the image list."""
-    key = hashlib.sha1(json.dumps([teacher, faces.paths]).encode()).hexdigest()[:10]
-    path = Path(cache) / f"teacher-{teacher}-{key}.pt" if cache else None
-    if path and path.is_file():
-        return torch.load(path)
-    model = recognizer(teacher, device)
-    targets = torch.cat([
-        model.embed(faces.crops(np.arange(start, min(start + 256, len(faces))), model.crop_spec),
-                    normalize=True).cpu()
-        for start in range(0, len(faces), 256)])
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(targets, path)
-    return targets
+def clean_embeddings(views: PhotoViews) -> torch.Tensor:
+    """V×128: for every view, SFace's unit embedding of the clean view of its photo."""
+    clean = np.flatnonzero(views.view == 0)
+    row_of_image = np.full(len(views.images), -1)
+    row_of_image[views.image[clean]] = clean
+    return F.normalize(views.embeddings, dim=1)[torch.from_numpy(row_of_image[views.image])]
 
 
-def render_batch(faces: FaceSet, index: np.ndarray, config: ViTConfig,
-                 rng: np.random.Generator) -> torch.Tensor:
-    """Training views of faces ``index``: N×3×112×112 uint8, jittered, degraded, half flipped."""
-    crops = faces.crops(index, CROP_SPEC, jitter=config.jitter, generator=rng)
-    crops, _ = random_degradations(crops, rng, clean=config.clean)
-    flip = torch.from_numpy(rng.random(len(index)) < 0.5)
-    crops[flip] = crops[flip].flip(-1)
-    return crops
+def clean_targets(views: PhotoViews) -> torch.Tensor:
+    """V×128 training targets: :func:`clean_embeddings` centred on their mean over all views and
+    renormalised (the student's embedding space)."""
+    embeddings = clean_embeddings(views)
+    return F.normalize(embeddings - embeddings.mean(0), dim=1)
 
 
-def distill(faces: FaceSet, targets: torch.Tensor, config: ViTConfig, device: torch.device,
-            checkpoint: str | Path | None = None, log: Callable[[dict], None] = print
-            ) -> tuple[FaceViT, list[dict]]:
-    """Train a :class:`FaceViT` so that its embedding of any view of face i points along
-    ``targets[i] − mean(targets)`` (targets: N×D unit teacher embeddings). Resumes from, and saves
-    every epoch to, ``checkpoint``.
+def stem_maps(crops: torch.Tensor, stem: SFaceStem, cache: str | Path,
+              batch: int = 128) -> np.ndarray:
+    """V×C×G×G float16 stem outputs of V×3×112×112 uint8 ``crops``, in a memory-mapped file in
+    folder ``cache`` keyed by the crops and the stem; a stopped run resumes where it was."""
+    key = hashlib.sha1(crops.numpy().tobytes() + repr(stem).encode()).hexdigest()[:10]
+    folder = Path(cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    path, done = folder / f"vit-stem-{key}.npy", folder / f"vit-stem-{key}.done"
+    side = crops.shape[-1] // stem.stride
+    device = next(stem.parameters()).device
+    start = int(done.read_text()) if done.is_file() else 0
+    if start >= len(crops) and path.is_file():
+        return np.load(path, mmap_mode="r")
+    maps = np.lib.format.open_memmap(path, mode="r+" if start else "w+", dtype=np.float16,
+                                     shape=(len(crops), stem.channels, side, side))
+    with torch.inference_mode():
+        for first in range(start, len(crops), batch):
+            part = CROP_SPEC.normalize(crops[first:first + batch].to(device))
+            maps[first:first + batch] = stem(part).half().cpu().numpy()
+            if (first // batch) % 16 == 15 or first + batch >= len(crops):
+                maps.flush()
+                done.write_text(str(min(first + batch, len(crops))))
+    del maps
+    return np.load(path, mmap_mode="r")
 
-    Returns the student (eval mode, CPU) and one log row per epoch (loss, cosine, seconds)."""
+
+def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
+            checkpoint: str | Path | None = None, cache: str | Path = ".fiqa-cache/train",
+            log: Callable[[dict], None] = print) -> tuple[FaceViT, list[dict]]:
+    """Train a :class:`FaceViT` on ``views`` (with crops) towards :func:`clean_targets`, keeping
+    ``config.holdout`` identities out. Resumes from, and saves every epoch to, ``checkpoint``.
+
+    Returns the student (eval mode, CPU) and one log row per epoch (loss, cosine, seconds; the
+    last also the held-out cosine of clean and of degraded views)."""
+    if views.crops is None:
+        raise ValueError("the views need their crops: cached_photo_views(..., crops=True)")
     torch.manual_seed(config.seed)
-    model = FaceViT(config.shape(targets.shape[1])).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
-    per_epoch = math.ceil(len(faces) / config.batch_size)
+    targets = clean_targets(views).to(device)
+    model = FaceViT(config.shape(targets.shape[1]))
+    model.stem.load_state_dict(SFaceStem.pretrained(config.stem_layers).state_dict())
+    model = model.to(device)
+    maps = stem_maps(views.crops, model.stem, cache) if config.precompute else None
+    held = views.held_out(config.holdout, config.seed) if config.holdout else np.zeros(
+        len(views), bool)
+    train = np.flatnonzero(~held)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    per_epoch = math.ceil(len(train) / config.batch_size)
     total = config.epochs * per_epoch
     warm = max(1, round(config.warmup * total))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
@@ -109,23 +138,43 @@ def distill(faces: FaceSet, targets: torch.Tensor, config: ViTConfig, device: to
             schedule.load_state_dict(saved["schedule"])
             rng.bit_generator.state, history = saved["rng"], saved["history"]
             log({"resumed_after_epoch": len(history)})
-    targets = F.normalize(targets - targets.mean(0), dim=1).to(device)
+
+    def embed(index: np.ndarray, flip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings and ATTN-FIQA scores (mean last-block logit) of views ``index``."""
+        if maps is not None:
+            stem = torch.from_numpy(maps[index]).to(device).float()
+        else:
+            crops = views.crops[torch.from_numpy(index)].to(device)
+            if flip:
+                turned = torch.from_numpy(rng.random(len(index)) < 0.5).to(device)
+                crops[turned] = crops[turned].flip(-1)
+            with torch.no_grad():
+                stem = model.stem(CROP_SPEC.normalize(crops))
+        embeddings, logits = model.encode(stem, keep_logits=True)
+        return embeddings, logits.mean((1, 2, 3))
+
     for epoch in range(len(history), config.epochs):
-        started, loss_sum, count = time.monotonic(), 0.0, 0
+        started, loss_sum, cosine_sum = time.monotonic(), 0.0, 0.0
         model.train()
-        for index in np.array_split(rng.permutation(len(faces)), per_epoch):
-            x = CROP_SPEC.normalize(render_batch(faces, index, config, rng).to(device))
-            cosine = F.cosine_similarity(model(x), targets[torch.from_numpy(index).to(device)])
+        for index in np.array_split(rng.permutation(train), per_epoch):
+            index = np.sort(index)  # reads the memory-mapped maps in order
+            embeddings, scores = embed(index, True)
+            cosine = F.cosine_similarity(embeddings, targets[torch.from_numpy(index)])
             loss = (1 - cosine).mean()
+            if config.attention_weight:
+                loss = loss + config.attention_weight * (1 - _pearson(scores, cosine.detach()))
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trained, 1.0)
             optimizer.step()
             schedule.step()
-            loss_sum, count = loss_sum + loss.item() * len(index), count + len(index)
-        history.append({"epoch": epoch + 1, "loss": loss_sum / count,
-                        "cosine": 1 - loss_sum / count, "lr": schedule.get_last_lr()[0],
+            loss_sum += loss.item() * len(index)
+            cosine_sum += cosine.sum().item()
+        history.append({"epoch": epoch + 1, "loss": loss_sum / len(train),
+                        "cosine": cosine_sum / len(train), "lr": schedule.get_last_lr()[0],
                         "seconds": round(time.monotonic() - started, 1)})
+        if epoch + 1 == config.epochs and held.any():
+            history[-1] |= held_out_cosine(model, embed, targets, views, held)
         log(history[-1])
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,3 +183,28 @@ def distill(faces: FaceSet, targets: torch.Tensor, config: ViTConfig, device: to
                         "rng": rng.bit_generator.state, "history": history}, path)
     return model.eval().cpu(), history
 
+
+def held_out_cosine(model: FaceViT, embed: Callable, targets: torch.Tensor, views: PhotoViews,
+                    held: np.ndarray) -> dict:
+    """On the held-out identities' views: the mean cosine to the targets of the clean and of the
+    degraded views, and the ROC AUC of the attention score for clean against degraded."""
+    model.eval()
+    index = np.flatnonzero(held)
+    cosines, scores = [], []
+    with torch.inference_mode():
+        for part in np.array_split(index, max(1, len(index) // 256)):
+            embeddings, score = embed(part, False)
+            cosines.append(F.cosine_similarity(embeddings, targets[torch.from_numpy(part)]))
+            scores.append(score)
+    cosine, score = torch.cat(cosines).cpu().numpy(), torch.cat(scores).cpu().numpy()
+    clean = views.view[index] == 0
+    return {"held_out_clean": float(cosine[clean].mean()),
+            "held_out_degraded": float(cosine[~clean].mean()),
+            "held_out_attention_auc": float(roc_auc_score(clean, score)) if 0 < clean.sum() < len(
+                clean) else float("nan")}
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of two N-vectors (0 where either is constant)."""
+    a, b = a - a.mean(), b - b.mean()
+    return (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-8)

@@ -8,9 +8,10 @@ lost. Aligned crops (FIW, :func:`~fiqa.training.data.is_aligned`) are degraded a
 are and keep the template landmarks (there is nothing around them to detect in).
 
 Each kept view stores SFace's :meth:`~fiqa.recognizers.sface.SFaceNet.head_inputs` (1152 values,
-float16): the quality heads train on them in seconds an epoch. Rendering costs about 60 ms a view
-on one core; it runs in worker processes, in chunks saved as they finish, so a stopped run
-resumes where it was.
+float16): the quality heads train on them in seconds an epoch. Its aligned 112×112 crop (uint8,
+37 KB) is kept beside them, for models that read pixels (the face ViT). Rendering costs about
+60 ms a view on one core; it runs in worker processes, in chunks saved as they finish, so a
+stopped run resumes where it was.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class PhotoViews:
 
     features: V×1152 float16 SFace head inputs; image: V indices into ``images``; view: V view
     numbers (0 = the clean photo); families: V bitmasks of the families applied
-    (:data:`FAMILY_BITS`); lost: per image, how many degraded views lost the face.
+    (:data:`FAMILY_BITS`); lost: per image, how many degraded views lost the face; crops:
+    V×3×112×112 uint8 SFace crops, when asked for.
     """
 
     images: list[tuple[str, str]]
@@ -55,6 +57,7 @@ class PhotoViews:
     view: np.ndarray
     families: np.ndarray
     lost: np.ndarray
+    crops: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.image)
@@ -94,10 +97,12 @@ class PhotoViews:
 
 
 def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int = 0,
-                       cache: str | Path = ".fiqa-cache", workers: int = 2) -> PhotoViews:
+                       cache: str | Path = ".fiqa-cache", workers: int = 2,
+                       crops: bool = False) -> PhotoViews:
     """The clean and ``views`` degraded views of every image of ``images``, rendered once in
     ``workers`` processes and cached in ``<cache>/train/``, keyed by the recipe, ``views``,
-    ``seed`` and the image list. Photos without a face in their clean version are left out."""
+    ``seed`` and the image list. Photos without a face in their clean version are left out.
+    With ``crops``, the views' crops too (chunks cached before crops were kept render again)."""
     if not images:
         raise ValueError("no training images")
     recipe = repr(training_recipe())
@@ -105,7 +110,9 @@ def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int 
     folder = Path(cache) / "train" / f"photo-views-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     chunks = range(0, len(images), CHUNK)
-    todo = [start for start in chunks if not (folder / f"{start:06d}.npz").is_file()]
+    needed = (".npz", ".crops.npy") if crops else (".npz",)
+    todo = [start for start in chunks
+            if not all((folder / f"{start:06d}{suffix}").is_file() for suffix in needed)]
     if todo:
         geometry = clean_geometry(images, cache)
         jobs = [[(i, *images[i], geometry[i], views, seed)
@@ -114,6 +121,8 @@ def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int 
                 workers, mp_context=get_context("spawn"), initializer=_start_worker) as pool:
             task = progress.add_task("photo views", total=sum(map(len, jobs)))
             for start, job, result in zip(todo, jobs, pool.map(_render_chunk, jobs), strict=True):
+                np.save(folder / f"{start:06d}.partial.npy", result.pop("crops"))
+                (folder / f"{start:06d}.partial.npy").replace(folder / f"{start:06d}.crops.npy")
                 np.savez(folder / f"{start:06d}.partial.npz", **result)
                 (folder / f"{start:06d}.partial.npz").replace(folder / f"{start:06d}.npz")
                 progress.advance(task, len(job))
@@ -121,8 +130,10 @@ def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int 
     joined = {name: np.concatenate([part[name] for part in parts]) for name in parts[0].files}
     lost = np.zeros(len(images), int)
     np.add.at(lost, joined["lost_image"], 1)
+    kept = torch.from_numpy(np.concatenate(
+        [np.load(folder / f"{start:06d}.crops.npy") for start in chunks])) if crops else None
     return PhotoViews(images, torch.from_numpy(joined["features"]), joined["image"],
-                      joined["view"], joined["families"], lost)
+                      joined["view"], joined["families"], lost, kept)
 
 
 def clean_geometry(images: list[tuple[str, str]], cache: str | Path) -> list:
@@ -180,14 +191,17 @@ def _render_chunk(jobs: list[tuple]) -> dict[str, np.ndarray]:
             view.append(number)
             families.append(sum({FAMILY_BITS[step.family] for step in applied}))
     features = np.zeros((0, HEAD_INPUTS), np.float16)
+    pixels = np.zeros((0, 3, SFace.crop_spec.size, SFace.crop_spec.size), np.uint8)
     if crops:
         normalize, net = SFace.crop_spec.normalize, _worker["net"]
         with torch.inference_mode():
             batches = [net.head_inputs(normalize(torch.cat(crops[i:i + 64])))
                        for i in range(0, len(crops), 64)]
         features = torch.cat(batches).half().numpy()
-    return {"features": features, "image": np.array(image, int), "view": np.array(view, int),
-            "families": np.array(families, int), "lost_image": np.array(lost, int)}
+        pixels = torch.cat(crops).numpy()
+    return {"features": features, "crops": pixels, "image": np.array(image, int),
+            "view": np.array(view, int), "families": np.array(families, int),
+            "lost_image": np.array(lost, int)}
 
 
 def render_view(photo: LoadedImage, geometry, rng: np.random.Generator, scorer: Scorer,

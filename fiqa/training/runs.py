@@ -26,7 +26,11 @@ def config_parser(doc: str, configs: dict[str, Any], weights_name: str) -> argpa
     parser.add_argument("--name", default=weights_name, help="weights name in weights/")
     parser.add_argument("--no-save", action="store_true", help="do not write weights")
     for field in dataclasses.fields(next(iter(configs.values()))):  # --epochs, --lr, ...
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default))
+        option = f"--{field.name.replace('_', '-')}"
+        if isinstance(field.default, bool):  # --flag / --no-flag
+            parser.add_argument(option, action=argparse.BooleanOptionalAction)
+        else:
+            parser.add_argument(option, type=type(field.default))
     return parser
 
 
