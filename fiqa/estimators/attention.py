@@ -2,9 +2,11 @@
 
 A recognition ViT aligns queries and keys strongly where it can read a face, weakly where it
 cannot. The score is the mean, over heads and over all token pairs, of the last block's
-pre-softmax logits q·kᵀ/√d_head: one forward pass, no quality training. The per-patch map (each
-patch's mean logit as a query, over heads and keys) averages to the score and shows where a face
-is poor (:meth:`AttentionQuality.explain`, ``fiqa explain``).
+pre-softmax logits q·kᵀ/√d_head: one forward pass, no quality labels (our ViT's training ties
+this score to its own per-view recognisability, since distillation alone left it inverted:
+``docs/attention.md``). The per-patch map (each patch's mean logit as a query, over heads and
+keys) averages to the score and shows where a face is poor (:meth:`AttentionQuality.explain`,
+``fiqa explain``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class AttentionQuality(QualityEstimator):
     """
 
     name = "attention"
-    description = "ATTN-FIQA: mean last-block attention logit of our face ViT (training-free)"
+    description = "ATTN-FIQA: mean last-block attention logit of our face ViT (no quality labels)"
     crop_spec = CROP_SPEC
     score_range = (-1.66, 0.10)  # 1st–99th pct of 2,000 training views (clean median −0.02)
     weights = FaceViTRecognizer.weights
