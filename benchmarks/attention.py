@@ -46,7 +46,7 @@ from fiqa.imageio import LoadedImage, read_image
 from fiqa.pipeline import Scorer
 from fiqa.recognizers.face_vit import CROP_SPEC
 from fiqa.training import photo_degrade
-from fiqa.training.data import training_images
+from fiqa.training.data import WITHOUT_LFW, training_images
 from fiqa.training.face_vit import clean_embeddings
 from fiqa.training.photo_views import cached_photo_views
 from fiqa.verification import read_lfw_pairs
@@ -69,7 +69,7 @@ FIGURE_DEGRADATIONS = {
 @cache
 def training_views(crops: bool = False):
     """The student's training photo views (CelebA + FIW), loaded once per run."""
-    return cached_photo_views(training_images(sources=("celeba", "fiw")), views=2, seed=0,
+    return cached_photo_views(training_images(sources=WITHOUT_LFW), views=2, seed=0,
                               cache=ROOT / ".fiqa-cache", crops=crops)
 
 

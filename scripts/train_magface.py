@@ -38,7 +38,7 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from fiqa.device import resolve_device
-from fiqa.training.data import SOURCES, training_images
+from fiqa.training.data import SOURCES, WITHOUT_LFW, training_images
 from fiqa.training.magface import MagFaceConfig, finetune, train_head
 from fiqa.training.photo_views import PhotoViews, cached_photo_views
 from fiqa.training.ri import identity_margins
@@ -56,7 +56,7 @@ LODO_DOMAINS = ("celeba", "fiw", "downscale", "defocus", "noise", "jpeg", "occlu
 
 def main() -> None:
     parser = config_parser(__doc__, CONFIGS, "magface")
-    parser.add_argument("--sources", default="celeba,fiw", help="training datasets")
+    parser.add_argument("--sources", default=",".join(WITHOUT_LFW), help="training datasets")
     parser.add_argument("--holdout", type=int, default=0, help="identities kept out (dev)")
     parser.add_argument("--lodo", action="store_true", help="leave-one-domain-out comparison")
     args = parser.parse_args()

@@ -16,7 +16,7 @@
    weight at PROXIMITY_WEIGHT (0: SFace's identity margin alone, so its UI centre plays no part),
    and a regression head on SFace's head inputs fitted to it (CPU, about a minute).
 
-Training faces: fiqa.training.data.training_images(sources=("celeba", "fiw")): CelebA and FIW,
+Training faces: fiqa.training.data.training_images(sources=WITHOUT_LFW): CelebA and FIW,
 no LFW image. With ``--holdout N``, N identities (the same draw as train_magface.py's) are kept
 out of the head's training, and the script reports Spearman ρ of the predicted RI against the
 true RI and the clean-versus-degraded ROC AUC there.
@@ -36,7 +36,7 @@ from sklearn.metrics import roc_auc_score
 
 from fiqa.estimators.ri_proximity import RIProximity
 from fiqa.recognizers import recognizer
-from fiqa.training.data import DEFAULT_DATA, load_faces, training_images
+from fiqa.training.data import DEFAULT_DATA, WITHOUT_LFW, load_faces, training_images
 from fiqa.training.magface import MagFaceConfig
 from fiqa.training.photo_views import FAMILY_BITS, cached_photo_views
 from fiqa.training.ri import ri_targets, train_ri_head
@@ -44,7 +44,6 @@ from fiqa.training.unrecognisable import ui_centre, unrecognisable_views
 from fiqa.weights import load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("celeba", "fiw")
 # The weight of criterion (i) in the target (fiqa.training.ri.ri_targets). On the views of 300
 # held-out identities the head ranked by the SFace identity margin with Spearman ρ 0.52 (w = 1),
 # 0.70 (w = 0.25) and 0.74 (w = 0): SFace's UI proximity only adds noise (docs/ri.md).
@@ -94,7 +93,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    images = training_images(args.data, sources=SOURCES)
+    images = training_images(args.data, sources=WITHOUT_LFW)
     made_by = " ".join(["python scripts/train_ri.py", *sys.argv[1:]])
     names = args.recognizers.split(",")
     if args.holdout or args.head_only:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from fiqa.device import resolve_device
 from fiqa.recognizers.face_vit import save_face_vit
-from fiqa.training.data import training_images
+from fiqa.training.data import WITHOUT_LFW, training_images
 from fiqa.training.face_vit import ViTConfig, distill
 from fiqa.training.photo_views import cached_photo_views
 from fiqa.training.runs import chosen_config, config_parser, run_facts, write_history
@@ -35,7 +35,6 @@ from fiqa.weights import load_weights, record_weights, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".fiqa-cache" / "train"
-SOURCES = ("celeba", "fiw")
 CONFIGS = {
     "cpu": ViTConfig(),
     "gpu": ViTConfig(stem_layers=13, dim=384, depth=6, heads=6, mlp_ratio=4.0, epochs=30,
@@ -47,7 +46,7 @@ def main() -> None:
     args = config_parser(__doc__, CONFIGS, "face_vit").parse_args()
     config = chosen_config(args, CONFIGS)
     device = resolve_device(args.device)
-    images = training_images(args.data, sources=SOURCES)
+    images = training_images(args.data, sources=WITHOUT_LFW)
     views = cached_photo_views(images, views=2, seed=0, cache=ROOT / ".fiqa-cache", crops=True)
     print(f"{len(views)} views of {len(images)} photos, {len(views.identities)} identities; "
           f"{config}", flush=True)

@@ -20,6 +20,7 @@ HEAD_INPUTS = POOLED_DIM + EMBEDDING_DIM  # SFaceNet.head_inputs: pooled map, th
 # channels of each block (graph nodes conv_2_dw … conv_14).
 _BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512),
            (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
+CONVOLUTIONS = 1 + 2 * len(_BLOCKS)  # the first convolution, then a depthwise and a pointwise each
 
 
 class SFaceNet(nn.Module):
@@ -32,14 +33,8 @@ class SFaceNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        layers, channels = [nn.Conv2d(3, 32, 3, padding=1)], 32
-        for stride, out in _BLOCKS:
-            layers.append(nn.Conv2d(channels, channels, 3, stride, padding=1, groups=channels))
-            layers.append(nn.Conv2d(channels, out, 1))
-            channels = out
-        self.layers = nn.ModuleList(layers)
-        self.activations = nn.ModuleList(nn.PReLU(layer.out_channels) for layer in layers)
-        self.embedding = nn.Linear(channels * 7 * 7, EMBEDDING_DIM)
+        self.layers, self.activations = _convolutions(CONVOLUTIONS)
+        self.embedding = nn.Linear(self.layers[-1].out_channels * 7 * 7, EMBEDDING_DIM)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """N×3×112×112 → N×1024×7×7, the last convolution's output."""
@@ -63,10 +58,9 @@ class SFaceStem(nn.Module):
 
     def __init__(self, layers: int) -> None:
         super().__init__()
-        if not 1 <= layers <= 1 + 2 * len(_BLOCKS):
-            raise ValueError(f"SFace has {1 + 2 * len(_BLOCKS)} convolutions, not {layers}")
-        net = SFaceNet()
-        self.layers, self.activations = net.layers[:layers], net.activations[:layers]
+        if not 1 <= layers <= CONVOLUTIONS:
+            raise ValueError(f"SFace has {CONVOLUTIONS} convolutions, not {layers}")
+        self.layers, self.activations = _convolutions(layers)
         self.channels = self.layers[-1].out_channels
         self.stride = math.prod(layer.stride[0] for layer in self.layers)
 
@@ -80,6 +74,18 @@ class SFaceStem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _convolve(self.layers, self.activations, x)
+
+
+def _convolutions(count: int) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """SFace's first ``count`` convolutions and their PReLUs (untrained), as SFaceNet names them."""
+    layers, channels = [nn.Conv2d(3, 32, 3, padding=1)], 32
+    for stride, out in _BLOCKS:
+        layers.append(nn.Conv2d(channels, channels, 3, stride, padding=1, groups=channels))
+        layers.append(nn.Conv2d(channels, out, 1))
+        channels = out
+    layers = layers[:count]
+    return (nn.ModuleList(layers),
+            nn.ModuleList(nn.PReLU(layer.out_channels) for layer in layers))
 
 
 def _convolve(layers: nn.ModuleList, activations: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ def lfw_pair_identities(lfw: str | Path) -> set[str]:
 
 
 SOURCES = ("celeba", "fiw", "lfw")
+WITHOUT_LFW = ("celeba", "fiw")  # what the heads judged on LFW (magface, ri, vit) train on
 
 
 def training_images(data: str | Path = DEFAULT_DATA, min_images: int = 2,

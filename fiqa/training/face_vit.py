@@ -80,7 +80,9 @@ def stem_maps(crops: torch.Tensor, stem: SFaceStem, cache: str | Path,
               batch: int = 128) -> np.ndarray:
     """V×C×G×G float16 stem outputs of V×3×112×112 uint8 ``crops``, in a memory-mapped file in
     folder ``cache`` keyed by the crops and the stem; a stopped run resumes where it was."""
-    key = hashlib.sha1(crops.numpy().tobytes() + repr(stem).encode()).hexdigest()[:10]
+    digest = hashlib.sha1(crops.contiguous().numpy())  # hashed in place, no copy of the crops
+    digest.update(repr(stem).encode())
+    key = digest.hexdigest()[:10]
     folder = Path(cache)
     folder.mkdir(parents=True, exist_ok=True)
     path, done = folder / f"vit-stem-{key}.npy", folder / f"vit-stem-{key}.done"
