@@ -7,6 +7,9 @@ batch and hands the same features to every model that declared it: ``-m magface,
 sface`` costs one SFace pass per face, not four. Used on their own, the models run the pass
 themselves, from the same one :func:`shared_backbone` instance per device and precision (its
 weights are loaded once per process).
+
+A backbone can itself read another (``upstream``): ``sface`` and ``vit`` both continue from
+``sface-stem`` (SFace's first 23 convolutions), so ``-m magface,attention`` runs those once.
 """
 
 from __future__ import annotations
@@ -37,23 +40,32 @@ def run_on_crops(forward: Callable[[torch.Tensor], torch.Tensor], spec: CropSpec
                  crops: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
     """``forward(spec.normalize(crops))`` on ``device`` in inference mode, under autocast for
     bf16/fp16 → float32."""
+    return _run(lambda: forward(spec.normalize(crops.to(device))), device, precision)
+
+
+def _run(compute: Callable[[], torch.Tensor], device: torch.device, precision: str
+         ) -> torch.Tensor:
+    """``compute()`` in inference mode, under autocast on ``device`` for bf16/fp16 → float32."""
     dtype = PRECISIONS[precision]
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
     with torch.inference_mode(), autocast:
-        return forward(spec.normalize(crops.to(device))).float()
+        return compute().float()
 
 
 class Backbone(ABC):
-    """Aligned crops → N×D float32 features that several models read.
+    """Aligned crops → N×… float32 features that several models read.
 
     Subclasses set ``name``, ``crop_spec``, ``weights`` (names in weights/manifest.json) and
     implement :meth:`build`; ``@register_backbone`` makes them available to
     :func:`shared_backbone`. They live beside the network they run (``fiqa/recognizers/``).
+    ``upstream``: the backbone whose features :meth:`forward` reads instead of crops (same crop
+    spec).
     """
 
     name: ClassVar[str]
     crop_spec: ClassVar[CropSpec]
     weights: ClassVar[tuple[str, ...]] = ()
+    upstream: ClassVar[str | None] = None
 
     def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
         self.device, self.precision = resolve_device(device), checked_precision(precision)
@@ -64,14 +76,32 @@ class Backbone(ABC):
         """The network, weights loaded."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised N×3×S×S float input → N×D features (by default the network's output)."""
+        """Normalised N×3×S×S float input, or the ``upstream`` backbone's features → N×…
+        features (by default the network's output)."""
         return self.net(x)
 
-    def features(self, crops: torch.Tensor) -> torch.Tensor:
-        """N×3×S×S uint8 RGB crops aligned to ``crop_spec`` → N×D float32 features on
-        ``device`` (under autocast for bf16/fp16)."""
-        check_crops(crops, self.crop_spec, f"backbone {self.name}")
-        return run_on_crops(self.forward, self.crop_spec, crops, self.device, self.precision)
+    def features(self, crops: torch.Tensor, computed: dict[Backbone, torch.Tensor] | None = None
+                 ) -> torch.Tensor:
+        """N×3×S×S uint8 RGB crops aligned to ``crop_spec`` → N×… float32 features on
+        ``device`` (under autocast for bf16/fp16).
+
+        computed: the features of these same crops already run, by backbone; this backbone's
+        and its upstream's are taken from it or added to it (one pass per backbone per batch).
+        """
+        computed = {} if computed is None else computed
+        if self not in computed:
+            if self.upstream is None:
+                check_crops(crops, self.crop_spec, f"backbone {self.name}")
+                computed[self] = run_on_crops(self.forward, self.crop_spec, crops, self.device,
+                                              self.precision)
+            else:
+                upstream = shared_backbone(self.upstream, self.device, self.precision)
+                if upstream.crop_spec != self.crop_spec:
+                    raise ValueError(f"backbone {self.name} and its upstream {upstream.name} "
+                                     "must read the same crops")
+                inputs = upstream.features(crops, computed)
+                computed[self] = _run(lambda: self.forward(inputs), self.device, self.precision)
+        return computed[self]
 
 
 _registry: Registry[type[Backbone]] = Registry("backbone", "fiqa.recognizers", "fiqa.backbones")

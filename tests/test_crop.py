@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from fiqa.crop import DEFAULT_CROP, CropSpec, align, similarity_transform
+from fiqa.crop import DEFAULT_CROP, CropSpec, _warp, align, similarity_transform
 
 
 def _planted(points: np.ndarray, shape: tuple[int, int], radius: int) -> torch.Tensor:
@@ -57,3 +57,24 @@ def test_spec_normalisation():
     spec = CropSpec(channels="BGR", mean=(127.5,) * 3, std=(127.5,) * 3)
     assert torch.allclose(spec.normalize(crops).flatten(), torch.tensor([1.0, 0.5 / 127.5, -1.0]))
     assert align(crops, np.zeros((0, 5, 2))).shape == (0, 3, 112, 112)
+
+
+@pytest.mark.parametrize("scale, offset, inside", [
+    (1.0, (20, 30), True), (0.9, (-40, -25), True), (6.0, (400, 350), True),
+    (1.0, (1200, 1100), False)])
+def test_warp_from_the_footprint_equals_the_whole_photo(lfw_face, scale, offset, inside):
+    """Each face is warped from only the pixels its crop samples; the crop is the one warped from
+    the whole photo (a 1000×1000 upscaled LFW photo; faces partly or wholly outside it, and one
+    that takes the box-filter path), within one level of rounding."""
+    photo = torch.from_numpy(np.ascontiguousarray(np.kron(lfw_face, np.ones((4, 4, 1), np.uint8))))
+    photo = photo.permute(2, 0, 1)
+    points = (np.asarray(DEFAULT_CROP.template) * scale + offset)[None]
+    crop = align(photo, points)
+    matrix = similarity_transform(points[0], DEFAULT_CROP.landmarks())
+    shrink = max(1, int(1 / np.sqrt(abs(np.linalg.det(matrix[:, :2])))))
+    source = torch.nn.functional.avg_pool2d(photo.float()[None], shrink, ceil_mode=True)
+    pooled = matrix @ np.array([[shrink, 0, (shrink - 1) / 2], [0, shrink, (shrink - 1) / 2],
+                                [0, 0, 1.0]])
+    expected = _warp(source, pooled[None], DEFAULT_CROP.size).round().clamp(0, 255)
+    assert (crop.float() - expected).abs().max() <= 1
+    assert (crop.max() > 0) == inside

@@ -138,6 +138,26 @@ def test_mixed_sizes_batch_like_one_at_a_time(detector: YuNet) -> None:
     assert detector.detect([]) == []
 
 
+def test_coarser_padding_batches_mixed_sizes(detector: YuNet) -> None:
+    """pad_to=256 puts 5 LFW photos of 5 sizes (each a different multiple of 32) into one pass
+    and finds the same faces, landmarks within 0.1 eye distances; pad_to must suit the network."""
+    sides = (250, 226, 200, 180, 160)
+    images = [np.asarray(Image.open(path).convert("RGB").resize((side, side), Image.BILINEAR))
+              for path, side in zip(lfw_images(5), sides, strict=True)]
+    coarse = YuNet(device="cpu", pad_to=256)
+    passes = []
+    hook = coarse.net.register_forward_pre_hook(lambda _m, x: passes.append(x[0].shape))
+    found = coarse.detect(images)
+    hook.remove()
+    assert len(passes) == 1 and tuple(passes[0]) == (5, 3, 256, 256)
+    for fine, wide in zip(detector.detect(images), found, strict=True):
+        assert len(fine.scores) == len(wide.scores) == 1
+        eyes = np.linalg.norm(fine.landmarks[0, 0] - fine.landmarks[0, 1])
+        assert np.linalg.norm(fine.landmarks[0] - wide.landmarks[0], axis=1).max() < 0.1 * eyes
+    with pytest.raises(ValueError, match="multiple of 32"):
+        YuNet(device="cpu", pad_to=48)
+
+
 def test_no_face_no_detections(detector: YuNet) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (300, 200, 3), dtype=np.uint8)
     blank = np.zeros((250, 250, 3), np.uint8)

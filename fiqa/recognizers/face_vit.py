@@ -34,7 +34,7 @@ from ..crop import CropSpec
 from ..weights import weights_path
 from . import register
 from .base import Recognizer
-from .sface import SFaceStem
+from .sface import STEM_LAYERS, SFaceStem
 
 CROP_SPEC = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
 
@@ -172,17 +172,23 @@ def load_face_vit(path: str | Path) -> FaceViT:
 @register_backbone
 class FaceViTTrunk(Backbone):
     """Our face ViT's shared pass: N×129, the 128-d embedding then the ATTN-FIQA score (the mean
-    pre-softmax logit of the last block), read by ``vit``, ``vit-norm`` and ``attention``."""
+    pre-softmax logit of the last block), read by ``vit``, ``vit-norm`` and ``attention``; it
+    continues from ``sface-stem``, the shipped ViT's frozen stem."""
 
     name = "vit"
     crop_spec = CROP_SPEC
     weights = ("face_vit",)
+    upstream = "sface-stem"
 
     def build(self) -> FaceViT:
-        return load_face_vit(weights_path("face_vit"))
+        net = load_face_vit(weights_path("face_vit"))
+        if net.shape.stem_layers != STEM_LAYERS:
+            raise ValueError(f"the shipped face ViT must stem from SFace's first {STEM_LAYERS} "
+                             f"convolutions, not {net.shape.stem_layers}")
+        return net
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        embeddings, logits = self.net.forward_with_logits(x)
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        embeddings, logits = self.net.encode(maps, keep_logits=True)
         return torch.cat([embeddings, logits.mean((1, 2, 3))[:, None]], 1)
 
 

@@ -21,6 +21,7 @@ HEAD_INPUTS = POOLED_DIM + EMBEDDING_DIM  # SFaceNet.head_inputs: pooled map, th
 _BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512),
            (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
 CONVOLUTIONS = 1 + 2 * len(_BLOCKS)  # the first convolution, then a depthwise and a pointwise each
+STEM_LAYERS = 23  # every stage down to 1/8 scale (512×14×14): the shared ``sface-stem`` pass
 
 
 class SFaceNet(nn.Module):
@@ -36,18 +37,20 @@ class SFaceNet(nn.Module):
         self.layers, self.activations = _convolutions(CONVOLUTIONS)
         self.embedding = nn.Linear(self.layers[-1].out_channels * 7 * 7, EMBEDDING_DIM)
 
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """N×3×112×112 → N×1024×7×7, the last convolution's output."""
-        return _convolve(self.layers, self.activations, x)
+    def feature_map(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """N×3×112×112 (or the output of the first ``start`` convolutions) → N×1024×7×7, the
+        last convolution's output."""
+        return _convolve(self.layers[start:], self.activations[start:], x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """N×3×112×112 → N×128."""
         return self.embedding(self.feature_map(x).flatten(1))
 
-    def head_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """N×3×112×112 → N×1152: what the quality heads built on SFace read (``magface``,
-        ``ri``): the average-pooled last feature map (1024) and the embedding (128)."""
-        features = self.feature_map(x)
+    def head_inputs(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """N×3×112×112 (or as :meth:`feature_map`) → N×1152: what the quality heads built on
+        SFace read (``magface``, ``ri``): the average-pooled last feature map (1024) and the
+        embedding (128)."""
+        features = self.feature_map(x, start)
         return torch.cat([features.mean((2, 3)), self.embedding(features.flatten(1))], 1)
 
 
@@ -100,22 +103,36 @@ CROP_SPEC = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
 
 
 @register_backbone
+class SFaceStemPass(Backbone):
+    """SFace's first :data:`STEM_LAYERS` convolutions, N×512×14×14: what the ``sface`` and
+    ``vit`` passes continue from."""
+
+    name = "sface-stem"
+    crop_spec = CROP_SPEC
+    weights = ("sface",)
+
+    def build(self) -> SFaceStem:
+        return SFaceStem.pretrained(STEM_LAYERS).to(memory_format=torch.channels_last)
+
+
+@register_backbone
 class SFaceTrunk(Backbone):
     """SFace's shared pass: its :meth:`SFaceNet.head_inputs`, N×1152 (the pooled last feature
     map, then the embedding), read by ``sface``, ``magface``, ``ri``, ``sface-norm`` and
-    ``ri-proximity`` on SFace."""
+    ``ri-proximity`` on SFace; it continues from ``sface-stem``."""
 
     name = "sface"
     crop_spec = CROP_SPEC
     weights = ("sface",)
+    upstream = "sface-stem"
 
     def build(self) -> SFaceNet:
         net = SFaceNet()
         net.load_state_dict(load_weights("sface"))
         return net.to(memory_format=torch.channels_last)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.head_inputs(x)
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.net.head_inputs(maps, start=STEM_LAYERS)
 
 
 @register
