@@ -202,6 +202,11 @@ def evaluate(
     batch_size: BatchSize = 32,
     detector: Detector = DEFAULT_DETECTOR,
     face: Face = "largest",
+    alignment: Annotated[str | None, typer.Option(
+        help="Also evaluate each recognizer's aligned scores (IDA), as <recognizer>+<alignment>: "
+        "ida-sse (sface, dlib) or ida-dao (needs --cohort).")] = None,
+    cohort: Annotated[Path | None, typer.Option(
+        help="Gallery file of people disjoint from the data, for --alignment ida-dao.")] = None,
 ) -> None:
     """Error-versus-discard evaluation of estimators against recognizers (ISO/IEC 29794-1).
 
@@ -209,7 +214,8 @@ def evaluate(
     estimator later computes only its scores. The threshold is fixed before discarding;
     comparisons are discarded by pair quality min(q_a, q_b), ties together; the FNMR curve,
     its pAUC, the random and oracle baselines, bootstrap intervals and the CR-FIQA-style
-    ERC area are reported.
+    ERC area are reported. With --alignment, each recognizer is reported twice: plain and
+    aligned (its FNMR at the fixed FMR is the fnmr_start column).
 
     Examples:
 
@@ -256,9 +262,12 @@ def evaluate(
     total = hits + sum(s["misses"] for s in stats.values())
     console.print(f"cache: {hits} of {total} image×model results reused "
                   f"({hits / max(total, 1):.0%})")
-    result = run_evaluation(pairs, features, paths, estimator_names, recognizer_names,
-                            None if fnmr is not None else fmr, fnmr, limit, bootstrap, seed,
-                            failures)
+    try:
+        result = run_evaluation(pairs, features, paths, estimator_names, recognizer_names,
+                                None if fnmr is not None else fmr, fnmr, limit, bootstrap, seed,
+                                failures, alignment, cohort)
+    except (OSError, ValueError) as error:  # an alignment without its model or cohort
+        _fail(error)
     rule = f"starting FNMR {fnmr:g}" if fnmr is not None else f"FMR {fmr:g}"
     write(result, output, {**about, "threshold_rule": rule, "failures": failures, "limit": limit,
                            "bootstrap": bootstrap, "seed": seed}, limit)
@@ -294,10 +303,16 @@ def verify(
         "--method", "-m", help="Quality estimator for the gate.")] = "magface",
     min_quality: MinQuality = None,
     threshold: Annotated[float | None, typer.Option(
-        help="Cosine similarity at or above which the faces match (default: the recognizer's, "
-        "set at FMR 1e-3 on LFW).")] = None,
+        help="Score at or above which the faces match (default: the recognizer's, set at FMR "
+        "1e-3 on LFW, for its cosine or its aligned score).")] = None,
     device: Device = "auto",
     detector: Detector = DEFAULT_DETECTOR,
+    alignment: Annotated[str | None, typer.Option(
+        help="Align the cosine to each face's local context (IDA): ida-sse (sface, dlib; no "
+        "cohort) or ida-dao (needs --cohort). See docs/alignment.md.")] = None,
+    cohort: Annotated[Path | None, typer.Option(
+        help="Gallery file of people disjoint from those verified, for --alignment ida-dao "
+        "(`fiqa enroll` makes one).")] = None,
 ) -> None:
     """Do two images show the same person? Compares their largest faces.
 
@@ -310,18 +325,22 @@ def verify(
       fiqa verify id_photo.jpg selfie.jpg
 
       fiqa verify a.jpg b.jpg -r sface -m magface --min-quality 40
+
+      fiqa verify a.jpg b.jpg --alignment ida-sse
     """
     from .verify import Verifier
 
     try:
-        verifier = Verifier(recognizer, method, min_quality, threshold, device, detector)
+        verifier = Verifier(recognizer, method, min_quality, threshold, device, detector,
+                            alignment, cohort)
         result = verifier.verify(image_a, image_b)
     except (OSError, KeyError, ValueError) as error:
         _fail(error)
     colour = {"match": "green", "no match": "yellow", "rejected": "red"}[result.decision]
     out = Console()
     out.print(f"[bold {colour}]{result.decision}[/bold {colour}]  {result.reason}")
-    out.print(f"similarity {result.similarity:.4f} (threshold {result.threshold:.4f})  "
+    scored = "" if alignment is None else f"{alignment} score {result.score:.4f}, "
+    out.print(f"similarity {result.similarity:.4f} ({scored}threshold {result.threshold:.4f})  "
               f"quality A {result.quality_a:.0f}  quality B {result.quality_b:.0f}")
     raise typer.Exit({"match": 0, "no match": 1}.get(result.decision, 2))
 

@@ -2,8 +2,9 @@
 
 ``Verifier().verify(a, b)`` embeds the largest face of each image, scores its quality and decides
 ``"match"``, ``"no match"`` or ``"rejected"`` (a face missing, unreadable, or below
-``min_quality``), with a reason a person can act on. :func:`min_quality_for` picks ``min_quality``
-from evaluation data with the EDC machinery of :mod:`fiqa.evaluation.edc`.
+``min_quality``), with a reason a person can act on. With ``alignment`` the cosine is aligned to
+each face's local context first (IDA, :mod:`fiqa.score_alignment`). :func:`min_quality_for`
+picks ``min_quality`` from evaluation data with the EDC machinery of :mod:`fiqa.evaluation.edc`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .detectors import DEFAULT_DETECTOR
 from .evaluation.edc import edc
 from .imageio import ImageReadError, LoadedImage, read_image
 from .pipeline import Scorer
+from .score_alignment import aligned, discrepancy_model
 
 # Cosine thresholds at FMR 1e-3 over the impostor pairs among the 7,701 LFW View 2 pair images
 # (every two images of different people: 29.6 million pairs, faces from the default detector,
@@ -34,6 +36,12 @@ SFACE_THRESHOLD = 0.3581
 MAGFACE_THRESHOLD = SFACE_THRESHOLD
 DEFAULT_THRESHOLDS = {"dlib": DLIB_THRESHOLD, "faceres": FACERES_THRESHOLD,
                       "magface": MAGFACE_THRESHOLD, "sface": SFACE_THRESHOLD}
+# Aligned-score thresholds at FMR 1e-3 on LFW View 2 (its genuine pairs and 1,000,000 sampled
+# impostor pairs of its images; IDA-DAO with the train side of CelebA + FIW as the cohort), by
+# `python benchmarks/alignment.py`: benchmarks/results/alignment.json, docs/alignment.md. An
+# IDA-DAO cohort unlike ours shifts the scores: set the threshold from your own data then.
+ALIGNED_THRESHOLDS = {("ida-dao", "sface"): 0.0645, ("ida-dao", "dlib"): 0.0180,
+                      ("ida-sse", "sface"): 0.0576, ("ida-sse", "dlib"): 0.0219}
 
 Image = str | Path | np.ndarray  # a path, or an H×W×3 uint8 RGB array
 
@@ -90,8 +98,14 @@ def _loaded(image: Image) -> LoadedImage:
     return read_image(image)
 
 
-def default_threshold(recognizer: str) -> float:
-    """The stored cosine threshold of ``recognizer`` (ValueError for one without a default)."""
+def default_threshold(recognizer: str, alignment: str | None = None) -> float:
+    """The stored threshold of ``recognizer``'s cosines, or of its aligned scores (ValueError
+    for one without a default)."""
+    if alignment is not None:
+        if (alignment, recognizer) not in ALIGNED_THRESHOLDS:
+            raise ValueError(f"no default threshold for {alignment} scores of {recognizer!r} "
+                             f"(known: {sorted(ALIGNED_THRESHOLDS)}); pass threshold=")
+        return ALIGNED_THRESHOLDS[alignment, recognizer]
     if recognizer not in DEFAULT_THRESHOLDS:
         raise ValueError(f"no default threshold for recognizer {recognizer!r} (known: "
                          f"{sorted(DEFAULT_THRESHOLDS)}); pass threshold=")
@@ -112,8 +126,9 @@ def gate(sample: Sample, label: str, min_quality: float | None) -> str | None:
 @dataclass
 class Verification:
     """decision: ``match``, ``no match`` or ``rejected``; similarity: cosine (NaN without both
-    faces); quality_a, quality_b: 0–100 (NaN without a face); threshold: the cosine used;
-    reason: why, in words."""
+    faces); quality_a, quality_b: 0–100 (NaN without a face); threshold: the score at or above
+    which faces match; reason: why, in words; score: what is compared with the threshold (the
+    cosine, or the aligned score with an alignment)."""
 
     decision: str
     similarity: float
@@ -121,38 +136,56 @@ class Verification:
     quality_b: float
     threshold: float
     reason: str
+    score: float = math.nan
 
 
 class Verifier:
     """Is it the same person? ``Verifier().verify("a.jpg", "b.jpg")``.
 
     recognizer, estimator: names (see ``fiqa list``); min_quality: 0–100 quality below which an
-    image is rejected (None: no gate); threshold: cosine at or above which faces match (None: the
-    recognizer's default, see :data:`DEFAULT_THRESHOLDS`); detector: ``mtcnn`` or ``yunet``.
+    image is rejected (None: no gate); threshold: score at or above which faces match (None: the
+    recognizer's default, see :data:`DEFAULT_THRESHOLDS` and :data:`ALIGNED_THRESHOLDS`);
+    detector: ``mtcnn`` or ``yunet``; alignment: None (the cosine), ``"ida-dao"`` (needs
+    ``cohort``: M×D embeddings or a gallery file of people disjoint from those verified) or
+    ``"ida-sse"`` (sface and dlib; see :mod:`fiqa.score_alignment`).
     """
 
     def __init__(self, recognizer: str = "sface", estimator: str = "magface",
                  min_quality: float | None = None, threshold: float | None = None,
-                 device: str | torch.device = "auto", detector: str = DEFAULT_DETECTOR) -> None:
+                 device: str | torch.device = "auto", detector: str = DEFAULT_DETECTOR,
+                 alignment: str | None = None,
+                 cohort: np.ndarray | str | Path | None = None) -> None:
         if min_quality is not None and not 0 <= min_quality <= 100:
             raise ValueError(f"min_quality must be in [0, 100], got {min_quality}")
-        self.threshold = default_threshold(recognizer) if threshold is None else float(threshold)
+        if alignment is None and cohort is not None:
+            raise ValueError("a cohort is used only with alignment='ida-dao'")
+        self.discrepancy = (None if alignment is None
+                            else discrepancy_model(alignment, recognizer, cohort))
+        self.alignment = alignment
+        self.threshold = (default_threshold(recognizer, alignment) if threshold is None
+                          else float(threshold))
         self.min_quality = min_quality
         self.encoder = Encoder(recognizer, estimator, device, detector=detector)
 
     def verify(self, image_a: Image, image_b: Image) -> Verification:
         """Compare the largest faces of two images (paths or H×W×3 uint8 RGB arrays)."""
         a, b = self.encoder.encode([image_a, image_b])
-        similarity = (float(a.embedding @ b.embedding) if a.embedding is not None
-                      and b.embedding is not None else math.nan)
+        similarity = score = math.nan
+        if a.embedding is not None and b.embedding is not None:
+            similarity = score = float(a.embedding @ b.embedding)
+            if self.discrepancy is not None:
+                d_a, d_b = self.discrepancy(np.stack([a.embedding, b.embedding]))
+                score = float(aligned(similarity, d_a, d_b))
         reasons = [r for r in (gate(a, "A", self.min_quality), gate(b, "B", self.min_quality)) if r]
+        what = "similarity" if self.alignment is None else f"{self.alignment} score"
         if reasons:
             decision, reason = "rejected", "; ".join(reasons)
-        elif similarity >= self.threshold:
-            decision, reason = "match", f"similarity {similarity:.3f} ≥ {self.threshold:.3f}"
+        elif score >= self.threshold:
+            decision, reason = "match", f"{what} {score:.3f} ≥ {self.threshold:.3f}"
         else:
-            decision, reason = "no match", f"similarity {similarity:.3f} < {self.threshold:.3f}"
-        return Verification(decision, similarity, a.quality, b.quality, self.threshold, reason)
+            decision, reason = "no match", f"{what} {score:.3f} < {self.threshold:.3f}"
+        return Verification(decision, similarity, a.quality, b.quality, self.threshold, reason,
+                            score)
 
 
 def min_quality_for(quality: np.ndarray, similarity: np.ndarray, threshold: float,

@@ -131,3 +131,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pair_list_command(folder: Path, paths: list[Path], recognizer: str, bootstrap: int
+                      ) -> list[str]:
+    """``fiqa evaluate`` on pair lists written into ``folder`` from 8 of ``paths``: 2 genuine
+    (an image with itself) and 7 impostor pairs, ``-m baseline -r recognizer --fmr 0.2``."""
+    images = [str(p) for p in paths[:8]]
+    (folder / "same.txt").write_text(f"{images[0]} {images[0]}\n{images[1]} {images[1]}\n")
+    (folder / "diff.txt").write_text("".join(f"{a} {b}\n" for a, b in
+                                             zip(images[:-1], images[1:], strict=True)))
+    return ["evaluate", str(folder), "--protocol", f"{folder / 'same.txt'},{folder / 'diff.txt'}",
+            "-m", "baseline", "-r", recognizer, "--fmr", "0.2", "--bootstrap", str(bootstrap),
+            "--cache", str(folder / "cache"), "-o", str(folder / "report"), "--device", "cpu"]

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import pair_list_command
 from typer.testing import CliRunner
 
 from fiqa.cli import app
@@ -80,14 +81,7 @@ def test_evaluate_many_against_many_with_baselines():
 
 
 def test_fiqa_evaluate_writes_a_report_and_reuses_the_cache(tmp_path, lfw_paths):
-    images = [str(p) for p in lfw_paths[:8]]
-    (tmp_path / "same.txt").write_text(f"{images[0]} {images[0]}\n{images[1]} {images[1]}\n")
-    (tmp_path / "diff.txt").write_text("".join(f"{a} {b}\n" for a, b in
-                                               zip(images[:-1], images[1:], strict=True)))
-    command = ["evaluate", str(tmp_path), "--protocol",
-               f"{tmp_path / 'same.txt'},{tmp_path / 'diff.txt'}", "-m", "baseline", "-r",
-               "dlib", "--fmr", "0.2", "--bootstrap", "10", "--cache", str(tmp_path / "cache"),
-               "-o", str(tmp_path / "report"), "--device", "cpu"]
+    command = pair_list_command(tmp_path, lfw_paths, "dlib", bootstrap=10)
     runner = CliRunner()
     first = runner.invoke(app, command)
     assert first.exit_code == 0, first.output

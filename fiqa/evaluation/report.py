@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..score_alignment import aligned, discrepancy_model
 from .edc import (
     crfiqa_erc,
     edc,
@@ -47,7 +48,8 @@ FAILURES = ("as-errors", "left-out")
 def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[str],
              estimators: list[str], recognizers: list[str], fmr: float | None = 1e-3,
              fnmr: float | None = None, limit: float = 0.2, bootstrap: int = 200,
-             seed: int = 0, failures: str = "as-errors") -> Evaluation:
+             seed: int = 0, failures: str = "as-errors", alignment: str | None = None,
+             cohort: str | Path | None = None) -> Evaluation:
     """Evaluate every estimator against every recognizer on ``pairs``.
 
     features: per estimator name one value, per ``embedding_column(recognizer)`` one vector, for
@@ -55,7 +57,10 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
     starting ``fnmr`` over all genuine comparisons when given. A comparison with an image
     without a face (NaN features) is, with ``failures="as-errors"``, a non-match whose pair
     quality is the lowest (it is discarded first); with ``"left-out"`` it is dropped. Both are
-    counted in the summary (``failed``, ``left_out``).
+    counted in the summary (``failed``, ``left_out``). With ``alignment`` (``ida-dao`` with a
+    ``cohort`` gallery, or ``ida-sse``; :mod:`fiqa.score_alignment`) each recognizer is evaluated
+    twice: on its cosines, and as ``<recognizer>+<alignment>`` on the aligned scores (its own
+    threshold at the same FMR or starting FNMR).
     """
     if failures not in FAILURES:
         raise ValueError(f"failures must be one of {FAILURES}, got {failures!r}")
@@ -65,43 +70,63 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
     identity = pairs["identity_a"].to_numpy()
     rows, curves, warnings = [], [], []
     qualities = {e: pair_quality(features[e][ia], features[e][ib]) for e in estimators}
-    for name in recognizers:
-        similarity = cosine(features[embedding_column(name)][ia],
-                            features[embedding_column(name)][ib])
-        failed = np.isnan(similarity)
-        for estimator in estimators:
-            failed |= np.isnan(qualities[estimator])
-        valid = ~failed if failures == "left-out" else np.ones_like(failed)
-        similarity = np.where(failed, -np.inf, similarity)
-        sim, same_v, ident = similarity[valid], same[valid], identity[valid]
-        threshold = _threshold(sim, same_v, fmr, fnmr)
-        impostors = int((~same_v).sum())
-        if fnmr is None and impostors * fmr < MIN_FALSE_MATCHES:
-            warnings.append(f"{name}: FMR {fmr:g} rests on {impostors} impostor comparisons "
-                            f"({impostors * fmr:.1f} false matches); use a larger protocol "
-                            "or a starting --fnmr")
-        genuine = sim[same_v]
-        oracle_curve = edc(genuine, oracle_quality(genuine, threshold), threshold)
-        oracle = pauc(oracle_curve, limit)
-        base = {"recognizer": name, "genuine": int(same_v.sum()), "impostor": impostors,
-                "failures": failures, "failed": int(failed.sum()),
-                "failed_genuine": int((failed & same).sum()), "left_out": int((~valid).sum()),
-                "threshold": threshold}
-        for estimator in estimators:
-            quality = np.where(failed, -np.inf, qualities[estimator])[valid]
-            curve = edc(genuine, quality[same_v], threshold)
-            value, random = pauc(curve, limit), random_pauc(curve, limit)
-            low, high = _bootstrap(sim, same_v, quality, ident, fmr, fnmr, limit, bootstrap, seed)
-            rows.append({**base, "estimator": estimator, "fnmr_start": float(curve.error[0]),
-                         "pauc": value, "pauc_low": low, "pauc_high": high,
-                         "pauc_random": random, "pauc_oracle": oracle,
-                         "pauc_normalized": normalized_pauc(value, oracle, random),
-                         "crfiqa_erc_auc": crfiqa_erc(sim, same_v, quality, fmr or 1e-3).auc()})
-            curves.append(pd.DataFrame({"recognizer": name, "estimator": estimator,
-                                        "discard": curve.discard, "fnmr": curve.error}))
-        curves.append(pd.DataFrame({"recognizer": name, "estimator": "oracle",
-                                    "discard": oracle_curve.discard, "fnmr": oracle_curve.error}))
+    for recognizer in recognizers:
+        vectors = features[embedding_column(recognizer)]
+        scores = {recognizer: cosine(vectors[ia], vectors[ib])}
+        if alignment is not None:  # the aligned scores beside the plain ones
+            discrepancy = discrepancy_model(alignment, recognizer, cohort)(vectors)
+            scores[f"{recognizer}+{alignment}"] = aligned(scores[recognizer], discrepancy[ia],
+                                                          discrepancy[ib])
+        for name, similarity in scores.items():
+            failed = np.isnan(similarity)
+            for estimator in estimators:
+                failed |= np.isnan(qualities[estimator])
+            valid = ~failed if failures == "left-out" else np.ones_like(failed)
+            similarity = np.where(failed, -np.inf, similarity)
+            sim, same_v = similarity[valid], same[valid]
+            threshold = _threshold(sim, same_v, fmr, fnmr)
+            impostors = int((~same_v).sum())
+            if fnmr is None and impostors * fmr < MIN_FALSE_MATCHES:
+                warnings.append(f"{name}: FMR {fmr:g} rests on {impostors} impostor comparisons "
+                                f"({impostors * fmr:.1f} false matches); use a larger protocol "
+                                "or a starting --fnmr")
+            base = {"recognizer": name, "genuine": int(same_v.sum()), "impostor": impostors,
+                    "failures": failures, "failed": int(failed.sum()),
+                    "failed_genuine": int((failed & same).sum()), "left_out": int((~valid).sum()),
+                    "threshold": threshold}
+            qualities_v = {e: np.where(failed, -np.inf, q)[valid] for e, q in qualities.items()}
+            part_rows, part_curves = _estimators_on(base, sim, same_v, identity[valid],
+                                                    qualities_v, fmr, fnmr, limit, bootstrap,
+                                                    seed)
+            rows += part_rows
+            curves += part_curves
     return Evaluation(pd.DataFrame(rows), pd.concat(curves, ignore_index=True), warnings)
+
+
+def _estimators_on(base: dict, sim: np.ndarray, same: np.ndarray, identity: np.ndarray,
+                   qualities: dict[str, np.ndarray], fmr: float | None, fnmr: float | None,
+                   limit: float, bootstrap: int, seed: int
+                   ) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Summary rows and EDC curves of each estimator (pair ``qualities``) on one recognizer's
+    scores ``sim`` at ``base["threshold"]``, with the oracle's curve last."""
+    threshold, rows, curves = base["threshold"], [], []
+    genuine = sim[same]
+    oracle_curve = edc(genuine, oracle_quality(genuine, threshold), threshold)
+    oracle = pauc(oracle_curve, limit)
+    for estimator, quality in qualities.items():
+        curve = edc(genuine, quality[same], threshold)
+        value, random = pauc(curve, limit), random_pauc(curve, limit)
+        low, high = _bootstrap(sim, same, quality, identity, fmr, fnmr, limit, bootstrap, seed)
+        rows.append({**base, "estimator": estimator, "fnmr_start": float(curve.error[0]),
+                     "pauc": value, "pauc_low": low, "pauc_high": high,
+                     "pauc_random": random, "pauc_oracle": oracle,
+                     "pauc_normalized": normalized_pauc(value, oracle, random),
+                     "crfiqa_erc_auc": crfiqa_erc(sim, same, quality, fmr or 1e-3).auc()})
+        curves.append(pd.DataFrame({"recognizer": base["recognizer"], "estimator": estimator,
+                                    "discard": curve.discard, "fnmr": curve.error}))
+    curves.append(pd.DataFrame({"recognizer": base["recognizer"], "estimator": "oracle",
+                                "discard": oracle_curve.discard, "fnmr": oracle_curve.error}))
+    return rows, curves
 
 
 def _threshold(similarity: np.ndarray, same: np.ndarray, fmr: float | None,
