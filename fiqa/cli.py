@@ -47,6 +47,9 @@ Inputs = Annotated[list[str], typer.Argument(
     help="Image files, folders (searched recursively), globs, or .txt/.lst files of paths.",
     show_default=False)]
 Device = Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")]
+Cohort = Annotated[Path | None, typer.Option(
+    help="For --alignment ida-dao: a gallery file (`fiqa enroll`) of at least 100 people "
+    "disjoint from those compared; `verify` needs --threshold with it (docs/alignment.md).")]
 Detector = Annotated[str, typer.Option(
     help="Face detector: mtcnn or yunet (see docs/detection.md).")]
 BatchSize = Annotated[int, typer.Option(
@@ -205,8 +208,7 @@ def evaluate(
     alignment: Annotated[str | None, typer.Option(
         help="Also evaluate each recognizer's aligned scores (IDA), as <recognizer>+<alignment>: "
         "ida-sse (sface, dlib) or ida-dao (needs --cohort).")] = None,
-    cohort: Annotated[Path | None, typer.Option(
-        help="Gallery file of people disjoint from the data, for --alignment ida-dao.")] = None,
+    cohort: Cohort = None,
 ) -> None:
     """Error-versus-discard evaluation of estimators against recognizers (ISO/IEC 29794-1).
 
@@ -227,6 +229,7 @@ def evaluate(
     from .evaluation.features import FeatureCache, compute_features
     from .evaluation.report import FAILURES, write
     from .evaluation.report import evaluate as run_evaluation
+    from .score_alignment import DEFAULT_K, discrepancy_model
 
     estimator_names, recognizer_names = _names(methods), _names(recognizer)
     if failures == "auto":
@@ -243,10 +246,15 @@ def evaluate(
         pairs, missing, dropped = protocols.existing(pairs)
         scorer = Scorer(estimator_names, recognizer_names, device, batch_size,
                         detector=detector, face=face)
+        if alignment is not None:  # before the features: a recognizer without a head fails now
+            for name in recognizer_names:
+                discrepancy_model(alignment, name, cohort)
         feature_cache = FeatureCache(cache)
     except (OSError, ValueError) as error:
         _fail(error)
     about = {"data": str(data), "protocol": protocol}
+    if alignment is not None:
+        about.update(alignment=alignment, cohort=str(cohort) if cohort else None, k=DEFAULT_K)
     if missing:
         about.update(missing_images=len(missing), comparisons_without_image=dropped)
         _warn(f"{dropped} comparisons left out: {len(missing)} listed images do not exist "
@@ -310,9 +318,7 @@ def verify(
     alignment: Annotated[str | None, typer.Option(
         help="Align the cosine to each face's local context (IDA): ida-sse (sface, dlib; no "
         "cohort) or ida-dao (needs --cohort). See docs/alignment.md.")] = None,
-    cohort: Annotated[Path | None, typer.Option(
-        help="Gallery file of people disjoint from those verified, for --alignment ida-dao "
-        "(`fiqa enroll` makes one).")] = None,
+    cohort: Cohort = None,
 ) -> None:
     """Do two images show the same person? Compares their largest faces.
 
@@ -452,12 +458,17 @@ def identify(
     device: Device = "auto",
     batch_size: BatchSize = 32,
     detector: Detector = DEFAULT_DETECTOR,
+    alignment: Annotated[str | None, typer.Option(
+        help="Rank by aligned scores (IDA; docs/alignment.md): ida-sse (sface, dlib) or ida-dao "
+        "(needs --cohort).")] = None,
+    cohort: Cohort = None,
 ) -> None:
     """Who is it? Rank the gallery's identities for the largest face of each probe.
 
-    One row per candidate: probe, status, quality, rank, identity, cosine similarity. A
-    probe without a face, unreadable or below `--min-quality` gets one `rejected: <reason>`
-    row. Exit code 1 when no probe could be compared.
+    One row per candidate: probe, status, quality, rank, identity, cosine similarity (the
+    aligned score with --alignment). A probe without a face, unreadable or below
+    `--min-quality` gets one `rejected: <reason>` row. Exit code 1 when no probe could be
+    compared.
 
     Examples:
 
@@ -467,16 +478,19 @@ def identify(
     """
     from .gallery import Gallery
     from .gallery import identify as rank
+    from .score_alignment import discrepancy_model
     from .verify import Encoder
 
     try:
         paths = expand_inputs(probes)
         gallery = Gallery.load(gallery_file)
+        discrepancy = (None if alignment is None
+                       else discrepancy_model(alignment, gallery.recognizer, cohort))
         encoder = Encoder(gallery.recognizer, gallery.estimator, device, batch_size, detector)
     except (OSError, KeyError, ValueError) as error:
         _fail(error)
     samples = encoder.encode(paths)
-    result = rank(gallery, [str(p) for p in paths], samples, k, min_quality)
+    result = rank(gallery, [str(p) for p in paths], samples, k, min_quality, discrepancy)
     if output is not None:
         try:
             result.to_csv(output, index=False)

@@ -23,6 +23,7 @@ from safetensors.numpy import save_file
 
 from . import __version__
 from .recognizers import recognizer_class
+from .score_alignment import aligned
 from .verify import Encoder, Sample, gate
 
 FORMAT_VERSION = 1
@@ -158,10 +159,17 @@ class Gallery:
         """M×D unit embeddings → M×N cosine similarities to the templates."""
         return np.asarray(embeddings, np.float32).reshape(-1, self.dim) @ self.templates.T
 
-    def identify(self, embeddings: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    def identify(self, embeddings: np.ndarray, k: int = 5,
+                 discrepancy: Callable[[np.ndarray], np.ndarray] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """The k best identities of each of M probes: M×k indices and M×k similarities, best
-        first (k is capped at the gallery's size)."""
+        first (k is capped at the gallery's size). With ``discrepancy`` (embeddings → N, see
+        :func:`fiqa.score_alignment.discrepancy_model`) they are ranked by, and the similarities
+        are, the aligned scores of probe and template."""
         similarity = self.similarities(embeddings)
+        if discrepancy is not None:
+            similarity = aligned(similarity, discrepancy(embeddings)[:, None],
+                                 discrepancy(self.templates)[None, :])
         order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
         return order, np.take_along_axis(similarity, order, axis=1)
 
@@ -268,10 +276,12 @@ def enroll(gallery: Gallery, people: dict[str, Sequence[Path]], encoder: Encoder
 
 
 def identify(gallery: Gallery, probes: Sequence[str], samples: Sequence[Sample], k: int = 5,
-             min_quality: float | None = None) -> pd.DataFrame:
+             min_quality: float | None = None,
+             discrepancy: Callable[[np.ndarray], np.ndarray] | None = None) -> pd.DataFrame:
     """Ranked candidates per probe: probe, status (``ok`` or why it was rejected), quality,
-    rank (1 = best, nullable integer), identity, similarity; a rejected probe gets one row
-    without candidates."""
+    rank (1 = best, nullable integer), identity, similarity (the aligned score with
+    ``discrepancy``, see :meth:`Gallery.identify`); a rejected probe gets one row without
+    candidates."""
     rows = []
     for probe, sample in zip(probes, samples, strict=True):
         reason = gate(sample, "probe", min_quality) if len(gallery) else "empty gallery"
@@ -279,7 +289,7 @@ def identify(gallery: Gallery, probes: Sequence[str], samples: Sequence[Sample],
             rows.append({"probe": probe, "status": f"rejected: {reason}",
                          "quality": sample.quality, "rank": math.nan})
             continue
-        indices, similarity = gallery.identify(sample.embedding[None], k)
+        indices, similarity = gallery.identify(sample.embedding[None], k, discrepancy)
         rows += [{"probe": probe, "status": "ok", "quality": sample.quality, "rank": rank + 1,
                   "identity": gallery.identities[i], "similarity": float(s)}
                  for rank, (i, s) in enumerate(zip(indices[0], similarity[0], strict=True))]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fiqa import Verifier
 from fiqa.cli import app
-from fiqa.gallery import Gallery
+from fiqa.gallery import Gallery, identify
 from fiqa.imageio import identity_folders
 from fiqa.recognizers import recognizer
 from fiqa.score_alignment import (
@@ -95,7 +95,9 @@ def test_the_verifier_aligns_its_scores(fiw_cohort, tmp_path):
     for name in np.unique(labels):
         gallery.add(name, cohort[labels == name], np.full((labels == name).sum(), 50.0))
     path = gallery.save(tmp_path / "cohort.fiqa")
-    dao = Verifier("sface", device="cpu", alignment="ida-dao", cohort=path)
+    with pytest.raises(ValueError, match="depends on the cohort"):
+        Verifier("sface", device="cpu", alignment="ida-dao", cohort=path)
+    dao = Verifier("sface", device="cpu", alignment="ida-dao", cohort=path, threshold=0.06)
     result = dao.verify(*SAME)
     expected = aligned(result.similarity, *CohortDiscrepancy(gallery.templates)(
         np.stack([sample.embedding for sample in sse.encoder.encode(list(SAME))])))
@@ -105,7 +107,7 @@ def test_the_verifier_aligns_its_scores(fiw_cohort, tmp_path):
     with pytest.raises(ValueError, match="no IDA-SSE head"):
         Verifier("faceres", device="cpu", alignment="ida-sse", threshold=0.5)
     with pytest.raises(ValueError, match="dlib"):
-        Verifier("dlib", device="cpu", alignment="ida-dao", cohort=path)
+        Verifier("dlib", device="cpu", alignment="ida-dao", cohort=path, threshold=0.02)
     runner = CliRunner()
     result = runner.invoke(app, ["verify", "--device", "cpu", "--alignment", "ida-sse",
                                  *map(str, SAME)])
@@ -122,5 +124,33 @@ def test_evaluate_reports_plain_and_aligned_side_by_side(tmp_path, lfw_paths):
     assert set(by_name) == {"dlib", "dlib+ida-sse"}
     plain, sse = by_name["dlib"], by_name["dlib+ida-sse"]
     assert plain["genuine"] == sse["genuine"] == 2 and plain["threshold"] != sse["threshold"]
+    report = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert report["about"]["alignment"] == "ida-sse" and report["about"]["k"] == 100
     failed = runner.invoke(app, [*command, "--alignment", "ida-dao"])
     assert failed.exit_code == 2 and "needs a cohort" in failed.output
+    no_head = runner.invoke(app, [*command, "-r", "faceres", "--alignment", "ida-sse"])
+    assert no_head.exit_code == 2 and "no IDA-SSE head" in no_head.output
+
+
+def test_identify_ranks_by_aligned_scores(fiw_cohort, tmp_path):
+    """A gallery of 120 FIW people and Colin Powell (his first LFW photo): his second photo
+    finds him first with ida-sse, the reported score is the aligned one, and the CLI agrees."""
+    if not SAME[0].is_file():
+        pytest.skip(f"LFW not found at {LFW}")
+    cohort, labels = fiw_cohort
+    enrolled, probe = Verifier("sface", device="cpu").encoder.encode(list(SAME))
+    gallery = Gallery("sface")
+    for name in np.unique(labels):
+        gallery.add(name, cohort[labels == name], np.full((labels == name).sum(), 50.0))
+    gallery.add("Colin_Powell", enrolled.embedding[None], np.array([50.0]))
+    sse = SupportSetEstimator.pretrained("sface")
+    table = identify(gallery, ["probe"], [probe], k=3, discrepancy=sse)
+    assert table["identity"].iloc[0] == "Colin_Powell"
+    template = gallery.templates[gallery.identities.index("Colin_Powell")]
+    expected = aligned(float(probe.embedding @ template), *sse(np.stack([probe.embedding,
+                                                                        template])))
+    assert table["similarity"].iloc[0] == pytest.approx(float(expected), abs=1e-5)
+    path = gallery.save(tmp_path / "gallery.fiqa")
+    result = CliRunner().invoke(app, ["identify", str(SAME[1]), "--gallery", str(path),
+                                      "--alignment", "ida-sse", "--device", "cpu", "-k", "1"])
+    assert result.exit_code == 0 and "Colin_Powell" in result.output, result.output

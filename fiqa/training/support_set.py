@@ -70,14 +70,18 @@ def embedded(data: Path, side: str, recognizers: tuple[str, ...], estimators: tu
                     {e: np.concatenate([p.quality[e] for p in parts]) for e in estimators})
 
 
-def train_sse(embeddings: np.ndarray, targets: np.ndarray, epochs: int = 60, batch: int = 256,
-              lr: float = 1e-3, seed: int = 0) -> tuple[SupportSetEstimator, list[dict]]:
+def train_sse(embeddings: np.ndarray, targets: np.ndarray, identities: np.ndarray,
+              epochs: int = 60, batch: int = 256, lr: float = 1e-3, seed: int = 0
+              ) -> tuple[SupportSetEstimator, list[dict]]:
     """Fit a head to N×D unit embeddings → N discrepancy targets (MSE, AdamW, cosine decay),
-    with a tenth of the rows held out to report; returns the head and the per-epoch log."""
+    with the images of a tenth of the ``identities`` (N labels) held out to report; returns
+    the head and the per-epoch log."""
     generator = torch.Generator().manual_seed(seed)
     x, y = torch.from_numpy(unit(embeddings)), torch.from_numpy(targets.astype(np.float32))
-    order = torch.randperm(len(x), generator=generator)
-    held, used = order[: len(x) // 10], order[len(x) // 10:]
+    people = np.unique(identities)
+    held_people = np.random.default_rng(seed).permutation(people)[: len(people) // 10]
+    is_held = torch.from_numpy(np.isin(identities, held_people))
+    held, used = is_held.nonzero()[:, 0], (~is_held).nonzero()[:, 0]
     torch.manual_seed(seed)
     model = SupportSetEstimator(x.shape[1])
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
