@@ -246,9 +246,10 @@ def evaluate(
         pairs, missing, dropped = protocols.existing(pairs)
         scorer = Scorer(estimator_names, recognizer_names, device, batch_size,
                         detector=detector, face=face)
-        if alignment is not None:  # before the features: a recognizer without a head fails now
-            for name in recognizer_names:
-                discrepancy_model(alignment, name, cohort)
+        # before the features, so that a recognizer without a head fails at once
+        discrepancies = ({} if alignment is None else
+                         {name: discrepancy_model(alignment, name, cohort)
+                          for name in recognizer_names})
         feature_cache = FeatureCache(cache)
     except (OSError, ValueError) as error:
         _fail(error)
@@ -270,12 +271,9 @@ def evaluate(
     total = hits + sum(s["misses"] for s in stats.values())
     console.print(f"cache: {hits} of {total} image×model results reused "
                   f"({hits / max(total, 1):.0%})")
-    try:
-        result = run_evaluation(pairs, features, paths, estimator_names, recognizer_names,
-                                None if fnmr is not None else fmr, fnmr, limit, bootstrap, seed,
-                                failures, alignment, cohort)
-    except (OSError, ValueError) as error:  # an alignment without its model or cohort
-        _fail(error)
+    result = run_evaluation(pairs, features, paths, estimator_names, recognizer_names,
+                            None if fnmr is not None else fmr, fnmr, limit, bootstrap, seed,
+                            failures, alignment, discrepancies)
     rule = f"starting FNMR {fnmr:g}" if fnmr is not None else f"FMR {fmr:g}"
     write(result, output, {**about, "threshold_rule": rule, "failures": failures, "limit": limit,
                            "bootstrap": bootstrap, "seed": seed}, limit)

@@ -114,7 +114,7 @@ def align_faces(images: list[torch.Tensor], landmarks: np.ndarray,
                 spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
     """One face per image: ``images[i]`` (3×H×W uint8) at ``landmarks[i]`` (5×2) → N×3×S×S uint8,
     as :func:`align`. Each face is warped from the part of its image the crop samples (a large
-    photo is never converted whole), all faces of one device in one batch."""
+    photo is never converted whole), all faces in one batch (the images share a device)."""
     matrices = alignment_matrices(landmarks, spec)
     sources, warps = [], []
     for image, matrix in zip(images, matrices, strict=True):
@@ -133,18 +133,10 @@ def align_faces(images: list[torch.Tensor], landmarks: np.ndarray,
     # side, √2 more when turned, plus the margins), so a face's crop never depends on the others
     # in the batch; the zeros beyond a region lie outside what its crop samples.
     canvas = math.ceil(2 * math.sqrt(2) * spec.size) + 8
-    crops: list[torch.Tensor | None] = [None] * len(images)
-    groups: dict[torch.device, list[int]] = {}
-    for i, source in enumerate(sources):
-        groups.setdefault(source.device, []).append(i)
-    for members in groups.values():
-        batch = sources[members[0]].new_zeros(len(members), 3, canvas, canvas)
-        for slot, i in enumerate(members):
-            batch[slot, :, : sources[i].shape[1], : sources[i].shape[2]] = sources[i]
-        for i, crop in zip(members, _warp(batch, np.stack([warps[i] for i in members]),
-                                           spec.size), strict=True):
-            crops[i] = crop
-    return torch.stack(crops).round_().clamp_(0, 255).to(torch.uint8)
+    batch = sources[0].new_zeros(len(sources), 3, canvas, canvas)
+    for slot, source in enumerate(sources):
+        batch[slot, :, : source.shape[1], : source.shape[2]] = source
+    return _warp(batch, np.stack(warps), spec.size).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _footprint(matrix: np.ndarray, size: int, shape: tuple[int, int], shrink: int

@@ -45,19 +45,22 @@ def discrepancies(embeddings: np.ndarray, cohort: np.ndarray, k: int = DEFAULT_K
     (M×D) → N float32. With ``labels`` and ``cohort_labels``, cohort members of a face's own
     identity are left out of its support set (a cohort that contains the faces themselves)."""
     embeddings, cohort = unit(embeddings), unit(cohort)
-    if not 1 <= k <= len(cohort):
-        raise ValueError(f"k must be between 1 and the cohort size {len(cohort)}, got {k}")
-    own = None
-    if labels is not None and cohort_labels is not None:
-        own = np.asarray(labels)[:, None] == np.asarray(cohort_labels)[None, :]
+    _check_k(k, len(cohort))
+    leave_out = labels is not None and cohort_labels is not None
     result = np.empty(len(embeddings), np.float32)
     for start in range(0, len(embeddings), chunk):
         cosines = embeddings[start:start + chunk] @ cohort.T
-        if own is not None:
-            cosines[own[start:start + chunk]] = -np.inf
+        if leave_out:  # the face's own identity is no inter-class neighbour
+            own = np.asarray(labels[start:start + chunk])[:, None] == np.asarray(cohort_labels)
+            cosines[own] = -np.inf
         top = -np.partition(-cosines, k - 1, axis=1)[:, :k]
         result[start:start + chunk] = top.mean(1)
     return result
+
+
+def _check_k(k: int, cohort_size: int) -> None:
+    if not 1 <= k <= cohort_size:
+        raise ValueError(f"k must be between 1 and the cohort size {cohort_size}, got {k}")
 
 
 def aligned(scores: np.ndarray, discrepancy_a: np.ndarray, discrepancy_b: np.ndarray
@@ -71,8 +74,7 @@ class CohortDiscrepancy:
 
     def __init__(self, cohort: np.ndarray, k: int = DEFAULT_K) -> None:
         self.cohort, self.k = unit(cohort), k
-        if not 1 <= k <= len(self.cohort):
-            raise ValueError(f"a cohort of {len(self.cohort)} embeddings cannot give k = {k}")
+        _check_k(k, len(self.cohort))
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
         return discrepancies(embeddings, self.cohort, self.k)

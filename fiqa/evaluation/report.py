@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..score_alignment import aligned, discrepancy_model
+from ..score_alignment import aligned
 from .edc import (
     crfiqa_erc,
     edc,
@@ -49,7 +50,8 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
              estimators: list[str], recognizers: list[str], fmr: float | None = 1e-3,
              fnmr: float | None = None, limit: float = 0.2, bootstrap: int = 200,
              seed: int = 0, failures: str = "as-errors", alignment: str | None = None,
-             cohort: str | Path | None = None) -> Evaluation:
+             discrepancies: Mapping[str, Callable[[np.ndarray], np.ndarray]] | None = None
+             ) -> Evaluation:
     """Evaluate every estimator against every recognizer on ``pairs``.
 
     features: per estimator name one value, per ``embedding_column(recognizer)`` one vector, for
@@ -57,10 +59,11 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
     starting ``fnmr`` over all genuine comparisons when given. A comparison with an image
     without a face (NaN features) is, with ``failures="as-errors"``, a non-match whose pair
     quality is the lowest (it is discarded first); with ``"left-out"`` it is dropped. Both are
-    counted in the summary (``failed``, ``left_out``). With ``alignment`` (``ida-dao`` with a
-    ``cohort`` gallery, or ``ida-sse``; :mod:`fiqa.score_alignment`) each recognizer is evaluated
-    twice: on its cosines, and as ``<recognizer>+<alignment>`` on the aligned scores (its own
-    threshold at the same FMR or starting FNMR).
+    counted in the summary (``failed``, ``left_out``). With ``alignment`` (its name) and
+    ``discrepancies`` (per recognizer, what gives its faces' discrepancies:
+    :func:`fiqa.score_alignment.discrepancy_model`) each recognizer is evaluated twice: on its
+    cosines, and as ``<recognizer>+<alignment>`` on the aligned scores (its own threshold at the
+    same FMR or starting FNMR).
     """
     if failures not in FAILURES:
         raise ValueError(f"failures must be one of {FAILURES}, got {failures!r}")
@@ -74,7 +77,7 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
         vectors = features[embedding_column(recognizer)]
         scores = {recognizer: cosine(vectors[ia], vectors[ib])}
         if alignment is not None:  # the aligned scores beside the plain ones
-            discrepancy = discrepancy_model(alignment, recognizer, cohort)(vectors)
+            discrepancy = discrepancies[recognizer](vectors)
             scores[f"{recognizer}+{alignment}"] = aligned(scores[recognizer], discrepancy[ia],
                                                           discrepancy[ib])
         for name, similarity in scores.items():
