@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -68,6 +69,32 @@ MaxSide = Annotated[int, typer.Option(
     min=64, help="Larger images are reduced to this side before detection.")]
 MaxPixels = Annotated[int, typer.Option(
     min=1, help="Refuse images with more pixels (decompression-bomb guard).")]
+Engine = Annotated[str, typer.Option(
+    help="local (this process), or ray: the actors of a Ray cluster, OUTPUT being a folder of "
+    "Parquet shards (needs `pip install 'fiqa[ray]'`; docs/scale.md).")]
+Address = Annotated[str | None, typer.Option(
+    help="--engine ray: the cluster to join (auto: the one this machine is in); default: "
+    "start a local Ray on this machine's cores.", show_default=False)]
+Actors = Annotated[int, typer.Option(
+    min=1, help="--engine ray: actors, each loading the detector and models once.")]
+CpusPerActor = Annotated[float, typer.Option(
+    min=0.01, help="--engine ray: CPUs each actor reserves (whole ones are its torch threads).")]
+GpusPerActor = Annotated[float, typer.Option(
+    min=0, help="--engine ray: GPUs each actor reserves (0.5: two actors share one).")]
+ImagesPerShard = Annotated[int, typer.Option(
+    min=1, help="--engine ray: images per actor call and per output shard.")]
+
+
+@dataclass(frozen=True)
+class _Engine:
+    """Where `score` and `embed` run: ``local``, or ``ray`` with its placement."""
+
+    name: str = "local"
+    address: str | None = None
+    actors: int = 1
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    images_per_shard: int = 256
 
 
 def _version(value: bool) -> None:
@@ -88,9 +115,10 @@ def score(
     inputs: Inputs,
     methods: Annotated[str, typer.Option(
         "--methods", "-m", help="Estimators, comma-separated (see `fiqa list`).")] = "baseline",
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="Results table, .csv or .parquet, written as the run goes.")
-    ] = Path("fiqa_scores.csv"),
+    output: Annotated[str, typer.Option(
+        "--output", "-o", help="Results table, .csv or .parquet, written as the run goes; "
+        "with --engine ray a folder (local or a URI) of Parquet shards.")
+    ] = "fiqa_scores.csv",
     device: Device = "auto",
     batch_size: BatchSize = 32,
     workers: Workers = 2,
@@ -102,6 +130,12 @@ def score(
     max_side: MaxSide = DEFAULT_MAX_SIDE,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     detector: Detector = DEFAULT_DETECTOR,
+    engine: Engine = "local",
+    address: Address = None,
+    actors: Actors = 1,
+    cpus_per_actor: CpusPerActor = 1.0,
+    gpus_per_actor: GpusPerActor = 0.0,
+    images_per_shard: ImagesPerShard = 256,
 ) -> None:
     """Score the quality of every face in INPUTS, one row per face.
 
@@ -117,10 +151,14 @@ def score(
       fiqa score 'shots/**/*.jpg' -m baseline --device cuda --batch-size 64 -o q.parquet
 
       fiqa score photos/ -o scores.csv --resume      # after an interruption
+
+      fiqa score s3://bucket/photos/ --engine ray --address auto --actors 8 \\
+          --gpus-per-actor 0.5 -m magface,ri -o s3://bucket/scores.parquet
     """
+    names = _names(methods)
     _run(inputs, output, resume, overwrite, workers, "scoring", lambda: Scorer(
-        _names(methods), (), device, batch_size, aligned, all_faces, max_side, max_pixels,
-        detector, face))
+        names, (), device, batch_size, aligned, all_faces, max_side, max_pixels, detector, face),
+         _Engine(engine, address, actors, cpus_per_actor, gpus_per_actor, images_per_shard))
 
 
 @app.command()
@@ -129,10 +167,11 @@ def embed(
     recognizer: Annotated[str, typer.Option(
         "--recognizer", "-r", help="Recognition models, comma-separated (see `fiqa list`).")
     ] = "sface",
-    output: Annotated[Path, typer.Option(
+    output: Annotated[str, typer.Option(
         "--output", "-o", help="Embeddings: .csv or .parquet (a column per dimension), or .npy "
-        "(an N×D float32 matrix, NaN rows where no face, plus <output>.rows.csv).")
-    ] = Path("fiqa_embeddings.parquet"),
+        "(an N×D float32 matrix, NaN rows where no face, plus <output>.rows.csv); with "
+        "--engine ray a folder (local or a URI) of Parquet shards.")
+    ] = "fiqa_embeddings.parquet",
     precision: Annotated[str, typer.Option(
         help="fp32, or fp16/bf16 autocast for GPUs (see docs/recognizers.md for the accuracy "
         "of each: faceres needs fp16).")] = "fp32",
@@ -147,6 +186,12 @@ def embed(
     max_side: MaxSide = DEFAULT_MAX_SIDE,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     detector: Detector = DEFAULT_DETECTOR,
+    engine: Engine = "local",
+    address: Address = None,
+    actors: Actors = 1,
+    cpus_per_actor: CpusPerActor = 1.0,
+    gpus_per_actor: GpusPerActor = 0.0,
+    images_per_shard: ImagesPerShard = 256,
 ) -> None:
     """Embed every face in INPUTS with recognition models, one row per face.
 
@@ -161,11 +206,12 @@ def embed(
       fiqa embed photos/ -r faceres -o emb.npy --device cuda --precision fp16
     """
     names = _names(recognizer)
-    if output.suffix.lower() == ".npy" and len(names) != 1:
+    if output.lower().endswith(".npy") and len(names) != 1:
         _fail("an .npy output holds one recognizer's embeddings")
     _run(inputs, output, resume, overwrite, workers, "embedding", lambda: Scorer(
         (), [recognizers.recognizer(name, device, precision) for name in names], device,
-        batch_size, aligned, all_faces, max_side, max_pixels, detector, face))
+        batch_size, aligned, all_faces, max_side, max_pixels, detector, face),
+         _Engine(engine, address, actors, cpus_per_actor, gpus_per_actor, images_per_shard))
 
 
 @app.command()
@@ -592,9 +638,14 @@ def _names(text: str) -> list[str]:
     return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
-def _run(inputs: list[str], output: Path, resume: bool, overwrite: bool, workers: int,
-         verb: str, make_scorer: Callable[[], Scorer]) -> None:
+def _run(inputs: list[str], output: str, resume: bool, overwrite: bool, workers: int,
+         verb: str, make_scorer: Callable[[], Scorer], engine: _Engine) -> None:
     """Shared body of `score` and `embed`: set up, stream rows into the table, summarise."""
+    if engine.name not in ("local", "ray"):
+        _fail(f"--engine must be local or ray, got {engine.name!r}")
+    if engine.name == "ray":
+        _run_on_ray(inputs, output, resume, overwrite, workers, verb, make_scorer, engine)
+        return
     try:
         paths = expand_inputs(inputs)
         scorer = make_scorer()
@@ -614,9 +665,49 @@ def _run(inputs: list[str], output: Path, resume: bool, overwrite: bool, workers
             statuses.update(row["status"].split(":")[0] for row in rows)
             progress.advance(task)
     results = table.close()
-    elapsed = time.perf_counter() - start
-    _summary(results, statuses, len(todo), elapsed, output)
+    _summary(results["status"], statuses, len(todo), time.perf_counter() - start, output)
     if not (results["status"] == "ok").any():
+        raise typer.Exit(1)
+
+
+def _run_on_ray(inputs: list[str], output: str, resume: bool, overwrite: bool, workers: int,
+                verb: str, make_scorer: Callable[[], Scorer], engine: _Engine) -> None:
+    """`_run` on Ray actors (fiqa.ray_engine): the same rows, as a folder of Parquet shards."""
+    if Path(output).suffix.lower() in (".csv", ".npy"):
+        _fail(f"with --engine ray, OUTPUT is a folder of Parquet shards: not {output}, but e.g. "
+              f"{Path(output).with_suffix('.parquet')}")
+    try:
+        from . import ray_engine
+
+        ray_engine.require_ray()
+        paths = ray_engine.list_inputs(inputs)
+        columns = make_scorer().columns  # names and weights checked here, not in each actor
+        folder = ray_engine.ShardFolder(output, columns, resume=resume, overwrite=overwrite)
+    except (ImportError, OSError, OutputLocked, ValueError) as error:
+        _fail(error)
+    todo = [(index, path) for index, path in enumerate(paths) if path not in folder.finished]
+    if folder.finished:
+        console.print(f"resuming: {len(paths) - len(todo)} of {len(paths)} images already done")
+    statuses: Counter[str] = Counter()
+    start = time.perf_counter()
+    try:
+        ray_engine.connect(engine.address)
+        with _progress() as progress:
+            task = progress.add_task(f"{verb} on ray", total=len(todo))
+            for image_statuses in ray_engine.score(
+                    todo, folder.location, make_scorer, actors=engine.actors,
+                    cpus_per_actor=engine.cpus_per_actor, gpus_per_actor=engine.gpus_per_actor,
+                    images_per_shard=engine.images_per_shard, workers=workers):
+                statuses.update(status.split(":")[0] for status in image_statuses)
+                progress.advance(task)
+    except Exception as error:  # noqa: BLE001 - a cluster failure: keep the shards, say so
+        folder.close()
+        _fail(f"the Ray job failed ({type(error).__name__}: {str(error).splitlines()[0]}); the "
+              "shards written so far are kept: rerun with --resume")
+    results = folder.statuses()
+    folder.close()
+    _summary(results, statuses, len(todo), time.perf_counter() - start, output)
+    if not (results == "ok").any():
         raise typer.Exit(1)
 
 
@@ -673,12 +764,14 @@ class _RateColumn(ProgressColumn):
         return Text(f"{task.completed / elapsed:.1f} img/s", style="cyan")
 
 
-def _summary(results, statuses: Counter, images: int, elapsed: float, output: Path) -> None:
+def _summary(results: pd.Series, statuses: Counter, images: int, elapsed: float,
+             output: str) -> None:
+    """Print the run's size and time, and the output's rows by status (``results``)."""
     console.print(f"{images} images in {elapsed:.1f} s → {output}")
     table = Table(title="rows by status", title_justify="left")
     table.add_column("status")
     table.add_column("rows", justify="right")
-    for status, count in results["status"].str.split(":").str[0].value_counts().items():
+    for status, count in results.str.split(":").str[0].value_counts().items():
         table.add_row(status, str(count))
     console.print(table)
     if statuses:

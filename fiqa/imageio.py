@@ -13,10 +13,11 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm",
@@ -96,9 +97,11 @@ def identity_folders(folder: str | Path) -> dict[str, list[Path]]:
 
 
 def read_image(
-    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE
+    path: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_side: int = DEFAULT_MAX_SIDE,
 ) -> LoadedImage:
-    """Decode ``path`` to RGB uint8, honouring EXIF orientation.
+    """Decode ``path`` (a file name, or an open binary file such as ``io.BytesIO(encoded)``) to
+    RGB uint8, honouring EXIF orientation.
 
     Grayscale, palette, alpha (composited on white), 16-bit and CMYK images become RGB. Images over
     ``max_pixels`` are refused (that limit replaces Pillow's own); images with a side over
@@ -132,6 +135,8 @@ def read_image(
         raise
     except FileNotFoundError:
         raise ImageReadError("file not found") from None
+    except UnidentifiedImageError:  # Pillow names the source; the row already does
+        raise ImageReadError("cannot identify image file") from None
     except Exception as error:  # noqa: BLE001 - any decoder failure is a row status
         reason = str(error).split("\n")[0] or type(error).__name__
         raise ImageReadError(reason) from None
@@ -140,7 +145,7 @@ def read_image(
 _PILLOW_LIMIT = threading.Lock()
 
 
-def _open_unlimited(path: str | Path) -> Image.Image:
+def _open_unlimited(path: str | Path | BinaryIO) -> Image.Image:
     """``Image.open`` without Pillow's decompression-bomb check (it only reads the header; the
     caller applies its own ``max_pixels``). Pillow's global limit is restored at once."""
     with _PILLOW_LIMIT:

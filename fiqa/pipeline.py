@@ -8,9 +8,10 @@ batch that fails unexpectedly is retried image by image so only the culprit gets
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -92,8 +93,16 @@ class Scorer:
 
     def run(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[list[dict]]:
         """Rows of each image of ``paths``, in order; images are decoded by ``workers`` threads."""
+        return self.run_sources(((str(path), path) for path in paths), workers)
+
+    def run_sources(self, sources: Iterable[tuple[str, Any]], workers: int = 2,
+                    decode: Callable[[Any], LoadedImage | str] | None = None,
+                    ) -> Iterator[list[dict]]:
+        """Rows of each ``(name, source)`` of ``sources``, in order: ``decode(source)`` (default
+        :meth:`decode`: a path or an open binary file) gives the image or its status, in
+        ``workers`` threads with a bounded read-ahead; ``name`` fills the path column."""
         batch: list[tuple[str, LoadedImage | str]] = []
-        for item in self._decoded(paths, workers):
+        for item in self._decoded(sources, workers, decode or self.decode):
             batch.append(item)
             if len(batch) == self.batch_size:
                 yield from self.rows_of_batch(batch)
@@ -107,19 +116,21 @@ class Scorer:
                                  [points for _, points in located])
         return [(faces, values) for (faces, _), values in zip(located, measures, strict=True)]
 
-    def _decoded(self, paths: Iterable, workers: int) -> Iterator[tuple[str, LoadedImage | str]]:
-        """(path, image or failure reason), in order, with a bounded read-ahead."""
+    def decode(self, source: str | Path | BinaryIO) -> LoadedImage | str:
+        """A path or an open binary file (encoded bytes) → the image, or its ``unreadable: …``
+        status."""
+        try:
+            return read_image(source, self.max_pixels, self.max_side)
+        except ImageReadError as error:
+            return f"unreadable: {error}"
 
-        def read(path: str) -> LoadedImage | str:
-            try:
-                return read_image(path, self.max_pixels, self.max_side)
-            except ImageReadError as error:
-                return f"unreadable: {error}"
-
+    def _decoded(self, sources: Iterable[tuple[str, Any]], workers: int, decode: Callable,
+                 ) -> Iterator[tuple[str, LoadedImage | str]]:
+        """(name, image or failure reason), in order, with a bounded read-ahead."""
         pending: deque[tuple[str, Future]] = deque()
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            for path in map(str, paths):
-                pending.append((path, pool.submit(read, path)))
+            for path, source in sources:
+                pending.append((path, pool.submit(decode, source)))
                 if len(pending) >= 2 * self.batch_size:
                     path, future = pending.popleft()
                     yield path, future.result()

@@ -18,6 +18,7 @@ import pandas as pd
 
 TEXT_COLUMNS = ("path", "status")
 INTEGER_COLUMNS = ("face",)
+SHARD_PREFIX = "part-"  # the Parquet shards of a folder output (fiqa.ray_engine)
 
 
 class ResultTable:
@@ -182,11 +183,17 @@ def complete_records(data: bytes) -> tuple[list[list[str]], list[int]]:
 
 
 def read_table(path: str | Path, vector_names: list[str] | None = None) -> pd.DataFrame:
-    """A table written by fiqa: .csv, .parquet, or .npy (with its .rows.csv) as one frame.
+    """A table written by fiqa: .csv, .parquet, .npy (with its .rows.csv), or a folder of
+    Parquet shards (``--engine ray``, read in name order: the input order) as one frame.
 
     vector_names: column names for an .npy matrix (default ``embedding.0`` …).
     """
     path = Path(path)
+    if path.is_dir():
+        shards = sorted(path.glob(f"{SHARD_PREFIX}*.parquet"))
+        if not shards:
+            raise FileNotFoundError(f"{path} holds no Parquet shards ({SHARD_PREFIX}*.parquet)")
+        return pd.concat([pd.read_parquet(shard) for shard in shards], ignore_index=True)
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
     if path.suffix.lower() == ".npy":

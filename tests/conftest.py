@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -32,6 +33,27 @@ def lfw_images(count: int, step: int = 37) -> list[Path]:
 def lfw_paths() -> list[Path]:
     """Twenty real LFW images of different people."""
     return lfw_images(20)
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(lfw_paths: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of ten files: five real faces, some in awkward formats (16-bit gray, CMYK, a
+    12,000-pixel JPEG), two images without a face, and three unreadable files."""
+    face = Image.open(lfw_paths[0])
+    folder = tmp_path_factory.mktemp("bad_inputs")
+    shutil.copy(lfw_paths[1], folder / "a_valid.jpg")
+    (folder / "b_empty.jpg").write_bytes(b"")
+    data = lfw_paths[2].read_bytes()
+    (folder / "c_truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "d_text.jpg").write_text("this is not an image\n")
+    Image.new("RGB", (1, 1), (128, 100, 90)).save(folder / "e_tiny.png")
+    gray16 = np.asarray(face.convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(gray16).save(folder / "f_gray16.png")
+    face.convert("CMYK").save(folder / "g_cmyk.jpg")
+    Image.new("RGB", (250, 250), (30, 120, 200)).save(folder / "h_no_face.png")
+    face.resize((12_000, 12_000), Image.Resampling.BILINEAR).save(folder / "i_huge.jpg", quality=70)
+    shutil.copy(lfw_paths[3], folder / "j_valid.jpg")
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,23 +23,8 @@ def score(*args: str):
     return runner.invoke(app, ["score", *args, "--device", "cpu"])
 
 
-def test_bad_inputs_get_status_rows_and_the_run_completes(tmp_path, lfw_paths):
-    face = Image.open(lfw_paths[0])
-    folder = tmp_path / "in"
-    folder.mkdir()
-    shutil.copy(lfw_paths[1], folder / "a_valid.jpg")
-    (folder / "b_empty.jpg").write_bytes(b"")
-    data = lfw_paths[2].read_bytes()
-    (folder / "c_truncated.jpg").write_bytes(data[: len(data) // 2])
-    (folder / "d_text.jpg").write_text("this is not an image\n")
-    Image.new("RGB", (1, 1), (128, 100, 90)).save(folder / "e_tiny.png")
-    gray16 = np.asarray(face.convert("L"), dtype=np.uint16) * 257
-    Image.fromarray(gray16).save(folder / "f_gray16.png")
-    face.convert("CMYK").save(folder / "g_cmyk.jpg")
-    Image.new("RGB", (250, 250), (30, 120, 200)).save(folder / "h_no_face.png")
-    face.resize((12_000, 12_000), Image.Resampling.BILINEAR).save(folder / "i_huge.jpg", quality=70)
-    shutil.copy(lfw_paths[3], folder / "j_valid.jpg")
-
+def test_bad_inputs_get_status_rows_and_the_run_completes(tmp_path, bad_inputs):
+    folder = bad_inputs
     out = tmp_path / "scores.csv"
     result = score(str(folder), "-o", str(out), "--batch-size", "4")
     assert result.exit_code == 0, result.output

@@ -133,7 +133,7 @@ def test_cli_enroll_extend_and_identify(faces, tmp_path):
     report = pd.read_csv(tmp_path / "gallery.fiqa.report.csv")
     assert len(report) == 11 and (report["status"] == "enrolled").sum() == 9
     assert set(report["status"]) == {"enrolled", "no_face", "unreadable: cannot identify image "
-                                     "file '" + str(people / PEOPLE[1] / "broken.jpg") + "'"}
+                                     "file"}
     again = runner.invoke(app, ["enroll", str(people), "-o", str(gallery), "--device", "cpu"])
     assert again.exit_code == 2 and "exists" in again.output
     result = runner.invoke(app, ["enroll", str(tmp_path / "more"), "--gallery", str(gallery),

@@ -101,3 +101,5 @@ def test_installed_wheel_runs_every_command_outside_the_checkout(installed, work
     run("explain", "people/Serena_Williams", "-o", "maps", *device)
     assert len(list((workdir / "maps").glob("*.png"))) == 2
     assert "magface" in run("list")
+    assert "pip install 'fiqa[ray]'" in run("score", "people", "--engine", "ray", "-o", "s.parquet",
+                                            code=2)  # an optional extra, not in the core install
