@@ -5,11 +5,12 @@ The driver lists the inputs (:func:`list_inputs`) and makes them a dataset of ``
 rows, one block per shard of images. A reading stage fetches each file's encoded bytes (a failure
 is kept as the image's status). A pool of actors, each holding one
 :class:`~fiqa.pipeline.Scorer` (detector and models loaded once per actor), decodes and scores a
-block and writes its rows as a Parquet shard ``part-<index of its first image>-<id>.parquet`` into
-the output folder (:class:`ShardFolder`). A shard is written under a hidden name and renamed, so
-it is whole or absent: a killed run loses only the blocks in flight, and a resumed run skips every
-image already in a shard. Only ``(index, status)`` pairs travel back to the driver. The shards,
-read in name order (:func:`fiqa.results.read_table`), are the local run's table row for row.
+block and writes its rows as a Parquet shard ``part-<index of its first image>.parquet`` into the
+output folder (:class:`ShardFolder`). A shard is written under a hidden name and renamed, so it
+is whole or absent, and a block retried after a lost actor replaces its own shard: a killed run
+loses only the blocks in flight, and a resumed run skips every image already in a shard. Only
+``(index, status)`` pairs travel back to the driver. The shards, read in name order
+(:func:`fiqa.results.read_table`), are the local run's table row for row.
 
 Needs the optional extra ``fiqa[ray]``.
 """
@@ -17,6 +18,7 @@ Needs the optional extra ``fiqa[ray]``.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from io import BytesIO
@@ -29,7 +31,7 @@ from .imageio import IMAGE_SUFFIXES, expand_inputs
 from .pipeline import Scorer
 from .results import SHARD_PREFIX, OutputLock, column_dtypes
 
-HIDDEN_PREFIX = "."  # what Parquet readers skip: shards being written
+HIDDEN_PREFIX = "."  # what Parquet readers skip: shards being written are ".part-…"
 
 
 def require_ray():
@@ -79,17 +81,30 @@ def _list_uri(uri: str) -> list[str]:
         return [uri]
     if info.type != fs.FileType.Directory:
         raise FileNotFoundError(f"no such file or folder: {uri}")
-    scheme = uri.split("://", 1)[0]
+    base, mark, query = uri.partition("?")  # s3://bucket/dir?endpoint_override=…
     found = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
-    return sorted(f"{scheme}://{f.path}" for f in found
+    return sorted(f"{base.rstrip('/')}/{f.path[len(root):].lstrip('/')}{mark}{query}"
+                  for f in found
                   if f.type == fs.FileType.File and Path(f.path).suffix.lower() in IMAGE_SUFFIXES)
 
 
-def read_bytes(path: str) -> bytes:
-    """The whole file at a local path or URI."""
+def read_bytes(path: str, attempts: int = 3) -> bytes:
+    """The whole file at a local path or URI; a URI's read is tried ``attempts`` times (an object
+    store's throttling or time-out passes) before its OSError is kept as the image's status."""
     if not is_uri(path):
         return Path(path).read_bytes()
-    filesystem, inner = _filesystem(path)
+    for attempt in range(attempts - 1):
+        try:
+            return _read_uri(path)
+        except FileNotFoundError:
+            raise
+        except OSError:
+            time.sleep(0.5 * 2 ** attempt)
+    return _read_uri(path)
+
+
+def _read_uri(uri: str) -> bytes:
+    filesystem, inner = _filesystem(uri)
     with filesystem.open_input_file(inner) as file:
         return file.read()
 
@@ -99,8 +114,8 @@ class ShardFolder:
 
     resume: keep the shards there and report their images in :attr:`finished`; overwrite: delete
     them. Without either, a folder with shards is an error; so is a folder holding anything but
-    shards, and a file in its place. A local folder is locked (``<folder>.lock``) against a second
-    run until :meth:`close`.
+    shards (and hidden files), and a file in its place. A local folder is locked
+    (``<folder>.lock``) against a second run until :meth:`close`; a URI folder is not.
     """
 
     def __init__(self, output: str | Path, columns: list[str], resume: bool = False,
@@ -134,6 +149,7 @@ class ShardFolder:
             found = self.filesystem.get_file_info(fs.FileSelector(self.root))
             names = [Path(info.path).name for info in found]
         strangers = [n for n in names if not n.startswith((SHARD_PREFIX, HIDDEN_PREFIX))]
+        hidden = [n for n in names if n.startswith(HIDDEN_PREFIX + SHARD_PREFIX)]
         if strangers:
             raise ValueError(f"{self.output} holds other files ({strangers[0]}, …): the Ray "
                              "engine writes into an empty folder of its own")
@@ -141,9 +157,8 @@ class ShardFolder:
         if shards and not (resume or overwrite):
             raise FileExistsError(f"{self.output} holds shards: pass --resume to continue it or "
                                   "--overwrite to replace it")
-        for name in names:
-            if name.startswith(HIDDEN_PREFIX) or overwrite:
-                self.filesystem.delete_file(f"{self.root}/{name}")
+        for name in hidden + (shards if overwrite else []):  # torn writes; old shards
+            self.filesystem.delete_file(f"{self.root}/{name}")
         self.filesystem.create_dir(self.root)
         if overwrite or not resume:
             return set()
@@ -181,14 +196,15 @@ class ShardFolder:
 
 
 def write_shard(output: str, columns: list[str], rows: list[dict], first: int) -> None:
-    """``rows`` as one shard of ``output``, named after its first image's ``first`` index, with
-    fiqa's fixed column types; written hidden, then renamed into place."""
+    """``rows`` as one shard of ``output``, named after its first image's ``first`` index (so a
+    block Ray retries after a lost actor overwrites its own shard), with fiqa's fixed column
+    types; written under a hidden name, then renamed into place."""
     from pyarrow import Table, parquet
 
     filesystem, root = _filesystem(output)
     frame = pd.DataFrame.from_records(rows, columns=columns).astype(column_dtypes(columns))
-    name = f"{SHARD_PREFIX}{first:012d}-{uuid.uuid4().hex[:8]}.parquet"
-    hidden = f"{root}/{HIDDEN_PREFIX}{name}"
+    name = f"{SHARD_PREFIX}{first:012d}.parquet"  # a retried block replaces its first copy
+    hidden = f"{root}/{HIDDEN_PREFIX}{name}.{uuid.uuid4().hex[:8]}"
     filesystem.create_dir(root)  # a no-op where the driver made it; not every node sees that
     with filesystem.open_output_stream(hidden) as stream:
         parquet.write_table(Table.from_pandas(frame, preserve_index=False), stream)
