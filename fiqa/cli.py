@@ -1,5 +1,5 @@
 """The ``fiqa`` command line: ``fiqa score``, ``embed``, ``evaluate``, ``verify``, ``enroll``,
-``identify``, ``explain`` and ``list``."""
+``identify``, ``explain``, ``calibrate``, ``export``, ``report`` and ``list``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -69,6 +70,12 @@ MaxSide = Annotated[int, typer.Option(
     min=64, help="Larger images are reduced to this side before detection.")]
 MaxPixels = Annotated[int, typer.Option(
     min=1, help="Refuse images with more pixels (decompression-bomb guard).")]
+Protocol = Annotated[str, typer.Option(
+    help="Which comparisons: a pairs.txt in LFW View 2 format; SAME.txt,DIFFERENT.txt "
+    "(lists of 'path_a path_b' lines); or 'all' (every genuine pair plus --impostors "
+    "seeded impostor pairs).")]
+
+
 Engine = Annotated[str, typer.Option(
     help="local (this process), or ray: the actors of a Ray cluster, OUTPUT being a folder of "
     "Parquet shards (needs `pip install 'fiqa[ray]'`; docs/scale.md).")]
@@ -82,7 +89,8 @@ CpusPerActor = Annotated[float, typer.Option(
 GpusPerActor = Annotated[float, typer.Option(
     min=0, help="--engine ray: GPUs each actor reserves (0.5: two actors share one).")]
 ImagesPerShard = Annotated[int, typer.Option(
-    min=1, help="--engine ray: images per actor call and per output shard.")]
+    min=1, help="--engine ray: images per actor call, written as one shard (one per unbroken "
+    "run of input positions after a resume).")]
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,11 @@ def score(
     cpus_per_actor: CpusPerActor = 1.0,
     gpus_per_actor: GpusPerActor = 0.0,
     images_per_shard: ImagesPerShard = 256,
+    calibration: Annotated[str | None, typer.Option(
+        help="Calibration files (`fiqa calibrate`), comma-separated, or `shipped` (fiqa's own, "
+        "against sface, for each estimator of -m that has one): adds <estimator>.fnmr, the "
+        "expected FNMR of the face's genuine comparisons (docs/calibration.md).",
+        show_default=False)] = None,
 ) -> None:
     """Score the quality of every face in INPUTS, one row per face.
 
@@ -152,13 +165,37 @@ def score(
 
       fiqa score photos/ -o scores.csv --resume      # after an interruption
 
+      fiqa score photos/ -m magface,ri --calibration shipped -o q.csv   # + .fnmr columns
+
       fiqa score s3://bucket/photos/ --engine ray --address auto --actors 8 \\
           --gpus-per-actor 0.5 -m magface,ri -o s3://bucket/scores.parquet
     """
     names = _names(methods)
-    _run(inputs, output, resume, overwrite, workers, "scoring", lambda: Scorer(
-        names, (), device, batch_size, aligned, all_faces, max_side, max_pixels, detector, face),
+    try:
+        calibrations = _calibrations(calibration, names)
+    except (OSError, ValueError) as error:
+        _fail(error)
+    _run(inputs, output, resume, overwrite, workers, "scoring", lambda on=device: Scorer(
+        names, (), on, batch_size, aligned, all_faces, max_side, max_pixels, detector, face,
+        calibrations),
          _Engine(engine, address, actors, cpus_per_actor, gpus_per_actor, images_per_shard))
+
+
+def _calibrations(option: str | None, estimators: list[str]) -> list:
+    """--calibration: files, or ``shipped`` (those fiqa has for ``estimators``)."""
+    from .calibration import Calibration, shipped
+
+    if option is None:
+        return []
+    if option == "shipped":
+        found = []
+        for name in estimators:
+            try:
+                found.append(shipped(name))
+            except ValueError:
+                _warn(f"no shipped calibration for {name}: no {name}.fnmr column")
+        return found
+    return [Calibration.load(path) for path in _names(option)]
 
 
 @app.command()
@@ -208,8 +245,8 @@ def embed(
     names = _names(recognizer)
     if output.lower().endswith(".npy") and len(names) != 1:
         _fail("an .npy output holds one recognizer's embeddings")
-    _run(inputs, output, resume, overwrite, workers, "embedding", lambda: Scorer(
-        (), [recognizers.recognizer(name, device, precision) for name in names], device,
+    _run(inputs, output, resume, overwrite, workers, "embedding", lambda on=device: Scorer(
+        (), [recognizers.recognizer(name, on, precision) for name in names], on,
         batch_size, aligned, all_faces, max_side, max_pixels, detector, face),
          _Engine(engine, address, actors, cpus_per_actor, gpus_per_actor, images_per_shard))
 
@@ -219,10 +256,7 @@ def evaluate(
     data: Annotated[Path, typer.Argument(
         help="Image folder, one sub-folder per identity (LFW's images/, CelebA, ...).",
         show_default=False)],
-    protocol: Annotated[str, typer.Option(
-        help="Which comparisons: a pairs.txt in LFW View 2 format; SAME.txt,DIFFERENT.txt "
-        "(lists of 'path_a path_b' lines); or 'all' (every genuine pair plus --impostors "
-        "seeded impostor pairs).")] = "all",
+    protocol: Protocol = "all",
     methods: Annotated[str, typer.Option(
         "--methods", "-m", help="Estimators, comma-separated.")] = "baseline",
     recognizer: Annotated[str, typer.Option(
@@ -283,13 +317,7 @@ def evaluate(
     try:
         if failures not in FAILURES:
             raise ValueError(f"--failures must be auto, {' or '.join(FAILURES)}, got {failures!r}")
-        if protocol == "all":
-            pairs = protocols.folder_pairs(data, impostors, seed)
-        elif "," in protocol:
-            pairs = protocols.pair_lists(*protocol.split(",", 1))
-        else:
-            pairs = protocols.lfw_pairs(protocol, data)
-        pairs, missing, dropped = protocols.existing(pairs)
+        pairs, missing, dropped = _comparisons(data, protocol, impostors, seed)
         scorer = Scorer(estimator_names, recognizer_names, device, batch_size,
                         detector=detector, face=face)
         # before the features, so that a recognizer without a head fails at once
@@ -343,6 +371,84 @@ def evaluate(
 MinQuality = Annotated[float | None, typer.Option(
     "--min-quality", min=0, max=100,
     help="Reject faces whose 0–100 quality is below this (see docs/enrollment.md for values).")]
+
+
+@app.command()
+def calibrate(
+    data: Annotated[Path, typer.Argument(
+        help="Image folder, one sub-folder per identity.", show_default=False)],
+    protocol: Protocol = "all",
+    method: Annotated[str, typer.Option(
+        "--method", "-m", help="The estimator to calibrate.")] = "magface",
+    recognizer: Annotated[str, typer.Option(
+        "--recognizer", "-r", help="The recognizer whose FNMR it predicts.")] = "sface",
+    threshold: Annotated[float | None, typer.Option(
+        help="Cosine threshold of a non-match (default: the recognizer's, at FMR 1e-3 on LFW "
+        "View 2 impostors, as `fiqa verify` uses).", show_default=False)] = None,
+    mates: Annotated[str, typer.Option(
+        help="good: predict the FNMR against a good photo of the same person (a mate scored at "
+        "or above the median); all: against any mate of the set.")] = "good",
+    aligned: Aligned = False,
+    cache: Annotated[Path, typer.Option(
+        help="Per-image scores and embeddings, keyed by file content and model version.")
+    ] = Path(".fiqa-cache"),
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The calibration file (JSON).")] = Path("calibration.json"),
+    device: Device = "auto",
+    batch_size: BatchSize = 32,
+    detector: Detector = DEFAULT_DETECTOR,
+    face: Face = "largest",
+) -> None:
+    """Fit an estimator's score → the recognizer's expected FNMR on a labelled set.
+
+    Every genuine comparison of the protocol counts for each of its images whose mate
+    is good (--mates): a false non-match when its cosine is below the threshold. An
+    isotonic regression, non-increasing in the score, of those outcomes on each image's
+    score gives the expected FNMR of an image's genuine comparisons with a good photo of
+    the same person (docs/calibration.md). Use it with `fiqa score --calibration FILE`.
+    Fit on people you will not score.
+
+    Examples:
+
+      fiqa calibrate celeba/ -m magface -r sface -o magface.json
+
+      fiqa calibrate lfw/images --protocol lfw/pairs.txt -m ri -o ri.json
+    """
+    from .calibration import MATES, fit, genuine_comparisons
+    from .evaluation import protocols
+    from .evaluation.features import FeatureCache, compute_features, embedding_column
+    from .verify import default_threshold
+
+    try:
+        if mates not in MATES:
+            raise ValueError(f"--mates must be {' or '.join(MATES)}, got {mates!r}")
+        pairs, missing, dropped = _comparisons(data, protocol, 0, 0)
+        if threshold is None:
+            threshold = default_threshold(recognizer)
+        scorer = Scorer([method], [recognizer], device, batch_size, aligned, detector=detector,
+                        face=face)
+        feature_cache = FeatureCache(cache)
+    except (OSError, ValueError) as error:
+        _fail(error)
+    if missing:
+        _warn(f"{dropped} comparisons left out: {len(missing)} listed images do not exist")
+    paths = protocols.pair_paths(pairs[pairs["same"]])
+    with _progress() as progress:
+        features, _ = compute_features(paths, scorer, feature_cache, progress)
+    indices, similarity = genuine_comparisons(pairs, paths, features[embedding_column(recognizer)])
+    try:
+        calibration = fit(method, recognizer, threshold, features[method], indices, similarity,
+                          {"data": str(data), "protocol": protocol, "aligned": aligned}, mates)
+    except ValueError as error:
+        _fail(error)
+    calibration.save(output)
+    knots = np.column_stack([calibration.scores, calibration.fnmr])
+    console.print(f"{method} → {recognizer} FNMR at cosine {threshold:g}, {mates} mates: "
+                  f"{calibration.about['comparisons']} genuine comparisons over "
+                  f"{calibration.about['images']} images, FNMR "
+                  f"{calibration.about['fnmr_overall']:.3f}; FNMR from {knots[0, 1]:.3f} at "
+                  f"score ≤ {knots[0, 0]:.4g} to {knots[-1, 1]:.3f} at ≥ {knots[-1, 0]:.4g} "
+                  f"→ {output}")
 
 
 @app.command()
@@ -622,6 +728,20 @@ def explain(
         raise typer.Exit(1)
 
 
+def _comparisons(data: Path, protocol: str, impostors: int, seed: int):
+    """The protocol's comparisons whose images exist, the missing images, and how many
+    comparisons those cost (see ``fiqa.evaluation.protocols``)."""
+    from .evaluation import protocols
+
+    if protocol == "all":
+        pairs = protocols.folder_pairs(data, impostors, seed)
+    elif "," in protocol:
+        pairs = protocols.pair_lists(*protocol.split(",", 1))
+    else:
+        pairs = protocols.lfw_pairs(protocol, data)
+    return protocols.existing(pairs)
+
+
 def _fail(error: Exception | str) -> NoReturn:
     """A usage or input problem: one unwrapped ``error:`` line, exit code 2."""
     console.print(Text("error: ", style="red") + Text(str(error)), soft_wrap=True)
@@ -639,8 +759,9 @@ def _names(text: str) -> list[str]:
 
 
 def _run(inputs: list[str], output: str, resume: bool, overwrite: bool, workers: int,
-         verb: str, make_scorer: Callable[[], Scorer], engine: _Engine) -> None:
-    """Shared body of `score` and `embed`: set up, stream rows into the table, summarise."""
+         verb: str, make_scorer: Callable[..., Scorer], engine: _Engine) -> None:
+    """Shared body of `score` and `embed`: set up, stream rows into the table, summarise.
+    ``make_scorer(device)`` builds the Scorer (its device by default)."""
     if engine.name not in ("local", "ray"):
         _fail(f"--engine must be local or ray, got {engine.name!r}")
     if engine.name == "ray":
@@ -671,7 +792,7 @@ def _run(inputs: list[str], output: str, resume: bool, overwrite: bool, workers:
 
 
 def _run_on_ray(inputs: list[str], output: str, resume: bool, overwrite: bool, workers: int,
-                verb: str, make_scorer: Callable[[], Scorer], engine: _Engine) -> None:
+                verb: str, make_scorer: Callable[..., Scorer], engine: _Engine) -> None:
     """`_run` on Ray actors (fiqa.ray_engine): the same rows, as a folder of Parquet shards."""
     if Path(output).suffix.lower() in (".csv", ".npy"):
         _fail(f"with --engine ray, OUTPUT is a folder of Parquet shards: not {output}, but e.g. "
@@ -681,7 +802,8 @@ def _run_on_ray(inputs: list[str], output: str, resume: bool, overwrite: bool, w
 
         ray_engine.require_ray()
         paths = ray_engine.list_inputs(inputs)
-        columns = make_scorer().columns  # names and weights checked here, not in each actor
+        # names and weights checked here, once, on the CPU, rather than failing in each actor
+        columns = make_scorer("cpu").columns
         folder = ray_engine.ShardFolder(output, columns, resume=resume, overwrite=overwrite)
     except (ImportError, OSError, OutputLocked, ValueError) as error:
         _fail(error)
@@ -709,6 +831,80 @@ def _run_on_ray(inputs: list[str], output: str, resume: bool, overwrite: bool, w
     _summary(results, statuses, len(todo), time.perf_counter() - start, output)
     if not (results == "ok").any():
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(
+        help="An estimator or recognizer (see `fiqa list`).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The ONNX file to write.")
+    ] = Path("model.onnx"),
+    kind: Annotated[str | None, typer.Option(
+        help="estimator (the score) or recognizer (the embedding), for a name that is both "
+        "(magface).", show_default=False)] = None,
+) -> None:
+    """Write an estimator or recognizer as an ONNX file (needs the `onnx` extra).
+
+    Input `crops`: N×3×S×S uint8 RGB faces aligned to the model's crop spec, which
+    the file's metadata holds (`fiqa.crop_spec`). Output `score` (N raw scores) for
+    an estimator, `embedding` (N×D, unnormalised) for a recognizer. Estimators that
+    read detection metadata or fit trees (baseline, detection, landmarks, landmarks68) have none.
+
+    Examples:
+
+      fiqa export ri -o ri.onnx
+
+      fiqa export magface --kind recognizer -o magface_embedding.onnx
+    """
+    try:
+        from . import onnx_export
+
+        model = onnx_export.load(name, kind)
+        path = onnx_export.export(model, output)
+    except (ImportError, OSError, ValueError) as error:
+        _fail(error)
+    facts = onnx_export.metadata(model)
+    console.print(f"{facts['fiqa.kind']} {name} → {path} ({path.stat().st_size / 1e6:.1f} MB); "
+                  f"input crops N×3×{model.crop_spec.size}×{model.crop_spec.size} uint8, "
+                  f"output {facts['fiqa.output']}")
+
+
+@app.command()
+def report(
+    source: Annotated[Path, typer.Argument(
+        help="A table of `fiqa score` (.csv, .parquet, or a folder of shards), or a report "
+        "folder of `fiqa evaluate`.", show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Folder for index.html (one self-contained page).")
+    ] = Path("fiqa_html"),
+    thumbnails: Annotated[int, typer.Option(
+        min=1, help="Faces shown per estimator in each of: lowest, highest, a random sample.")
+    ] = 12,
+    folders: Annotated[int, typer.Option(min=1, help="Folders listed in the summary.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the random sample.")] = 0,
+    device: Device = "auto",
+) -> None:
+    """Write an HTML page about a table of scores or an evaluation, for a browser.
+
+    For scores: rows by status, a histogram and quantiles per estimator, the lowest-
+    and highest-quality faces and a random sample as aligned thumbnails with their
+    component values (with attention's per-patch map), and a summary per folder. For an
+    evaluation: its EDC plot and pAUC table. Images are embedded; no network, no
+    script; the page stays small for any number of rows.
+
+    Examples:
+
+      fiqa score photos/ -m magface,attention -o scores.csv && fiqa report scores.csv -o report/
+
+      fiqa report evaluation/ -o evaluation_html/
+    """
+    from .html_report import write_report
+
+    try:
+        page = write_report(source, output, thumbnails, folders, seed, device)
+    except (OSError, ValueError) as error:
+        _fail(error)
+    console.print(f"report → {page} ({page.stat().st_size / 1e6:.1f} MB)")
 
 
 @app.command("list")

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from .calibration import Calibration
 from .crop import DEFAULT_CROP, CropSpec, align_faces
 from .detectors import DEFAULT_DETECTOR, create_detector
 from .device import resolve_device
@@ -52,6 +53,8 @@ class Scorer:
         centre is nearest the image centre: the subject of a centred dataset like LFW, where a
         bystander is sometimes larger).
     detector: ``"mtcnn"`` or ``"yunet"`` (see :mod:`fiqa.detectors`).
+    calibrations: :class:`~fiqa.calibration.Calibration` maps of some of the estimators; each
+        adds a column ``<estimator>.fnmr``, the expected FNMR of the face's genuine comparisons.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Scorer:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         detector: str = DEFAULT_DETECTOR,
         face: str = "largest",
+        calibrations: Sequence[Calibration] = (),
     ) -> None:
         if face not in FACE_CHOICES:
             raise ValueError(f"face must be one of {', '.join(FACE_CHOICES)}, got {face!r}")
@@ -79,6 +83,11 @@ class Scorer:
         self.max_side, self.max_pixels = max_side, max_pixels
         self.detector_name = detector
         self.detector = None if aligned else create_detector(detector, self.device)
+        self.calibrations = {c.estimator: c for c in calibrations}
+        unknown = set(self.calibrations) - {e.name for e in self.estimators}
+        if unknown:
+            raise ValueError(f"calibrations of estimators not scored: {sorted(unknown)} (add them "
+                             "to the estimators)")
 
     @property
     def columns(self) -> list[str]:
@@ -86,6 +95,8 @@ class Scorer:
         columns = list(FACE_COLUMNS)
         for estimator in self.estimators:
             columns += [estimator.name, f"{estimator.name}.quality"]
+            if estimator.name in self.calibrations:
+                columns.append(f"{estimator.name}.fnmr")
             columns += [f"{estimator.name}.{c}" for c in estimator.components]
         for model in self.recognizers:
             columns += [f"{model.name}.{i}" for i in range(model.dim)]
@@ -224,6 +235,8 @@ class Scorer:
                 parts[index].append(_columns_of(model, crops, all_faces[batch], features))
         columns = {key: np.concatenate([part[key] for part in model_parts])
                    for model_parts in parts for key in model_parts[0]}
+        for name, calibration in self.calibrations.items():
+            columns[f"{name}.fnmr"] = calibration.predict(columns[name])
         bounds = np.cumsum([0, *counts])
         return [{column: values[a:b] for column, values in columns.items()}
                 for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

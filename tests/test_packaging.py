@@ -85,8 +85,12 @@ def test_installed_wheel_runs_every_command_outside_the_checkout(installed, work
                            text=True, capture_output=True, check=True).stdout.split()
     assert all(str(ROOT) not in path and "site-packages" in path for path in where)
     device = ("--device", "cpu")
-    run("score", "people", "-m", "baseline,magface", "-o", "scores.csv", *device)
-    assert len((workdir / "scores.csv").read_text().splitlines()) == 13  # header + 12 photos
+    run("score", "people", "-m", "baseline,magface", "--calibration", "shipped", "-o",
+        "scores.csv", *device)
+    lines = (workdir / "scores.csv").read_text().splitlines()
+    assert len(lines) == 13 and "magface.fnmr" in lines[0]  # header + 12 photos; calibrations
+    run("report", "scores.csv", "-o", "html", *device)
+    assert "magface" in (workdir / "html" / "index.html").read_text()
     run("embed", "people", "-r", "dlib", "-o", "emb.csv", *device)
     run("evaluate", "people", "--protocol", "all", "-m", "baseline", "-r", "dlib",
         "--bootstrap", "0", "--fnmr", "0.5", "-o", "report", *device)

@@ -67,8 +67,11 @@ class AttentionQuality(QualityEstimator):
             x = self.crop_spec.normalize(crops.to(self.device))
             return self.model.forward_with_logits(x)[1]
 
+    def network_score(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.logits(crops).mean((1, 2, 3))
+
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
-        return {"score": self.logits(crops).mean((1, 2, 3)).cpu().numpy()}
+        return {"score": self.network_score(crops).cpu().numpy()}
 
     def measure_features(self, features: torch.Tensor,
                          faces: Faces | None) -> dict[str, np.ndarray]:

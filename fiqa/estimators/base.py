@@ -61,6 +61,13 @@ class QualityEstimator(ABC):
         """N raw scores (float64), higher = better."""
         return self(crops, faces)["score"]
 
+    def network_score(self, crops: torch.Tensor) -> torch.Tensor:
+        """N×3×S×S uint8 crops → N float32 raw scores in torch operations only: what
+        ``fiqa export`` traces into ONNX. Estimators that are not one torch network on crops
+        (they read detection metadata, or fit trees) raise NotImplementedError."""
+        raise NotImplementedError(f"{self.name} is not a torch network on crops alone: it has "
+                                  "no ONNX export")
+
     def __call__(self, crops: torch.Tensor, faces: Faces | None = None,
                  features: torch.Tensor | None = None) -> dict[str, np.ndarray]:
         """Checked :meth:`measure`: the score and every component, N float64 each. ``features``:
@@ -93,7 +100,7 @@ class QualityEstimator(ABC):
 
 class EmbeddingEstimator(QualityEstimator):
     """An estimator computed from a recognizer's embedding: the subclass sets ``self.recognizer``
-    and implements :meth:`from_embeddings`; the estimator then reads the recognizer's shared
+    and implements :meth:`score_of`; the estimator then reads the recognizer's shared
     backbone (its device and precision) wherever the recognizer has one."""
 
     recognizer: Recognizer
@@ -106,13 +113,16 @@ class EmbeddingEstimator(QualityEstimator):
     def shared(self) -> Backbone:
         return self.recognizer.shared
 
-    def from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
-        """N×dim unnormalised embeddings → ``{"score": N floats, ...}``."""
+    def score_of(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """N×dim unnormalised embeddings → N raw scores (torch operations only)."""
         raise NotImplementedError
 
+    def network_score(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.score_of(self.recognizer.embed(crops))
+
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
-        return self.from_embeddings(self.recognizer.embed(crops))
+        return {"score": self.network_score(crops).cpu().numpy()}
 
     def measure_features(self, features: torch.Tensor,
                          faces: Faces | None) -> dict[str, np.ndarray]:
-        return self.from_embeddings(self.recognizer.embed_features(features))
+        return {"score": self.score_of(self.recognizer.embed_features(features)).cpu().numpy()}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from ..recognizers import Recognizer, recognizer
@@ -38,8 +37,8 @@ class EmbeddingNorm(EmbeddingEstimator):
         super().__init__(device)
         self.recognizer = recognizer(self.model.name, self.device)
 
-    def from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
-        return {"score": embeddings.norm(dim=1).cpu().numpy()}
+    def score_of(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return embeddings.norm(dim=1)
 
 
 @register

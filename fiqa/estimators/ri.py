@@ -57,6 +57,11 @@ class RIRegression(QualityEstimator):
         self.score_range = tuple(stored["range"].tolist())
         self.head.to(self.device).eval()
 
+    def network_score(self, crops: torch.Tensor) -> torch.Tensor:
+        features = self.shared.features(crops)
+        with torch.inference_mode():
+            return self.head(features)
+
     def measure_features(self, features: torch.Tensor,
                          faces: Faces | None) -> dict[str, np.ndarray]:
         return {"score": self.head(features).cpu().numpy()}

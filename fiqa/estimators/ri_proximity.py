@@ -8,7 +8,8 @@ recognizer has to go on: criterion (i) of the recognizability index of Chai et a
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -52,9 +53,9 @@ class RIProximity(EmbeddingEstimator):
         if angles is not None:
             self.score_range = tuple(float(a) for a in angles)
 
-    def from_embeddings(self, embeddings: torch.Tensor) -> dict[str, np.ndarray]:
+    def score_of(self, embeddings: torch.Tensor) -> torch.Tensor:
         cosine = F.normalize(embeddings, dim=1) @ self.centre
-        return {"score": torch.rad2deg(torch.arccos(cosine.clamp(-1, 1))).cpu().numpy()}
+        return torch.arccos(cosine.clamp(-1, 1)) * (180 / math.pi)  # ONNX has no rad2deg
 
 
 def stored_centre(name: str) -> tuple[torch.Tensor, tuple[float, float]]:

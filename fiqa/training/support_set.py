@@ -34,12 +34,14 @@ def side_of(source: str, identity: str) -> str:
 @dataclass
 class Embedded:
     """Images of one split: paths, identity labels (``source/name``), per recognizer N×D unit
-    embeddings, and per estimator N 0–100 qualities; images without a face are dropped."""
+    embeddings, and per estimator N raw scores and N 0–100 qualities; images without a face are
+    dropped."""
 
     paths: list[str]
     identities: np.ndarray
     embeddings: dict[str, np.ndarray]
     quality: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -60,14 +62,16 @@ def embedded(data: Path, side: str, recognizers: tuple[str, ...], estimators: tu
         with Progress(transient=True) as progress:
             columns, _ = compute_features(paths, scorer, FeatureCache(cache), progress)
         found = ~np.isnan(columns[embedding_column(recognizers[0])][:, 0])
-        quality = {e.name: e.to_quality(columns[e.name])[found] for e in scorer.estimators}
+        scores = {e.name: columns[e.name][found] for e in scorer.estimators}
+        quality = {e.name: e.to_quality(scores[e.name]) for e in scorer.estimators}
         vectors = {r: unit(columns[embedding_column(r)][found]) for r in recognizers}
         parts.append(Embedded([p for p, f in zip(paths, found, strict=True) if f],
-                              labels[found], vectors, quality))
+                              labels[found], vectors, quality, scores))
     return Embedded(sum((p.paths for p in parts), []),
                     np.concatenate([p.identities for p in parts]),
                     {r: np.concatenate([p.embeddings[r] for p in parts]) for r in recognizers},
-                    {e: np.concatenate([p.quality[e] for p in parts]) for e in estimators})
+                    {e: np.concatenate([p.quality[e] for p in parts]) for e in estimators},
+                    {e: np.concatenate([p.scores[e] for p in parts]) for e in estimators})
 
 
 def train_sse(embeddings: np.ndarray, targets: np.ndarray, identities: np.ndarray,
