@@ -36,13 +36,12 @@ from rich.progress import Progress
 from scipy.stats import spearmanr
 
 import fiqa
-from fiqa.crop import align
 from fiqa.device import resolve_device
 from fiqa.estimators.attention import AttentionQuality
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column
 from fiqa.evaluation.protocols import pair_paths
 from fiqa.explain import explain_images, overlay
-from fiqa.imageio import LoadedImage, read_image
+from fiqa.imageio import read_image
 from fiqa.pipeline import Scorer
 from fiqa.recognizers.face_vit import CROP_SPEC
 from fiqa.training import photo_degrade
@@ -155,16 +154,10 @@ def degraded_photos(path: str, device: torch.device) -> list[tuple[str, np.ndarr
     scorer = Scorer((), device=device)
     photo = read_image(path)
     (_, points), = scorer.locate([photo])
-    face = photo_degrade.FaceGeometry(points[0])
-    out = []
-    for kind, params in FIGURE_DEGRADATIONS.items():
-        worse = photo_degrade.FAMILIES[kind](photo.pixels, np.random.default_rng(0), face,
-                                             **params)
-        (faces, found), = scorer.locate([LoadedImage(worse)])
-        if len(faces):
-            crop = align(torch.from_numpy(worse).permute(2, 0, 1), found[:1], CROP_SPEC)
-            out.append((kind, crop[0].permute(1, 2, 0).numpy()))
-    return out
+    crops = {kind: photo_degrade.redetected(photo.pixels, points[0], kind, params, scorer,
+                                            CROP_SPEC)
+             for kind, params in FIGURE_DEGRADATIONS.items()}
+    return [(kind, crop) for kind, crop in crops.items() if crop is not None]
 
 
 def bias(device: torch.device, args: argparse.Namespace) -> dict:

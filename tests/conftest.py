@@ -92,7 +92,6 @@ def lfw_photo_pairs(lfw_faceset: FaceSet) -> dict[str, tuple[torch.Tensor, torch
     the lfw_faceset photos whose face the default detector finds again after the whole photo was
     degraded (the photo, not the crop, is degraded; the face is detected and aligned anew)."""
     from fiqa.crop import DEFAULT_CROP, align
-    from fiqa.imageio import LoadedImage
     from fiqa.training import photo_degrade
 
     scorer = Scorer((), device="cpu")
@@ -100,14 +99,11 @@ def lfw_photo_pairs(lfw_faceset: FaceSet) -> dict[str, tuple[torch.Tensor, torch
     for family, params in PHOTO_DEGRADATIONS.items():
         clean, degraded = [], []
         for image, points in zip(lfw_faceset.images, lfw_faceset.landmarks, strict=True):
-            photo = image.permute(1, 2, 0).numpy()
-            face = photo_degrade.FaceGeometry(points)
-            worse = photo_degrade.FAMILIES[family](photo, np.random.default_rng(0), face, **params)
-            faces, found = scorer.locate([LoadedImage(worse)])[0]
-            if len(faces):
+            crop = photo_degrade.redetected(image.permute(1, 2, 0).numpy(), points, family,
+                                            params, scorer, DEFAULT_CROP)
+            if crop is not None:
                 clean.append(align(image, points[None], DEFAULT_CROP))
-                degraded.append(align(torch.from_numpy(worse).permute(2, 0, 1), found[:1],
-                                      DEFAULT_CROP))
+                degraded.append(torch.from_numpy(crop).permute(2, 0, 1)[None])
         pairs[family] = torch.cat(clean), torch.cat(degraded)
     return pairs
 

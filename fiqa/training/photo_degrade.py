@@ -307,6 +307,23 @@ FAMILIES: dict[str, Family] = {
 NEEDS_FACE = {"occlusion"}  # families a recipe skips (and does not record) without a face
 
 
+def redetected(photo: np.ndarray, points: np.ndarray, family: str, params: Mapping[str, Any],
+               scorer, spec) -> np.ndarray | None:
+    """``photo`` (H×W×3 uint8, its face's 5×2 ``points``) degraded whole by one ``family`` with
+    fixed ``params`` (seed 0), and the face found again there by ``scorer``
+    (:class:`fiqa.Scorer`) and aligned to ``spec``: the S×S×3 uint8 crop, or None where the
+    detector loses the face."""
+    from ..crop import align
+    from ..imageio import LoadedImage, pixel_tensor
+
+    worse = FAMILIES[family](photo, np.random.default_rng(0), FaceGeometry(points), **params)
+    (faces, found), = scorer.locate([LoadedImage(worse)])
+    if not len(faces):
+        return None
+    crop = align(pixel_tensor(worse).permute(2, 0, 1), found[:1], spec)
+    return crop[0].permute(1, 2, 0).numpy()
+
+
 @dataclass(frozen=True)
 class Uniform:
     """A float from [low, high], uniform (or log-uniform when ``log``)."""
