@@ -31,7 +31,7 @@ from rich.progress import Progress
 
 from fiqa import Scorer
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column
-from fiqa.evaluation.protocols import lfw_pairs, pair_paths
+from fiqa.evaluation.protocols import genuine_pairs, lfw_pairs, pair_paths
 from fiqa.score_alignment import SupportSetEstimator, aligned, discrepancies, unit
 from fiqa.training.support_set import Embedded, embedded
 
@@ -63,16 +63,6 @@ def impostor_pairs(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
         found.update(zip(np.minimum(a, b)[keep].tolist(), np.maximum(a, b)[keep].tolist(),
                          strict=True))
     return np.array(sorted(found)[:count])
-
-
-def genuine_pairs(labels: np.ndarray) -> np.ndarray:
-    """Every pair (K×2 indices) of images with the same label."""
-    pairs = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        rows, cols = np.triu_indices(len(members), 1)
-        pairs.append(np.stack([members[rows], members[cols]], 1))
-    return np.concatenate(pairs)
 
 
 def subside(identities: np.ndarray) -> np.ndarray:

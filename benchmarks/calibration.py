@@ -36,12 +36,12 @@ from fiqa.calibration import (  # noqa: E402
     SHIPPED_RECOGNIZER,
     fit,
     genuine_comparisons,
-    genuine_pairs,
     reliability,
     shipped,
 )
 from fiqa.evaluation import protocols  # noqa: E402
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column  # noqa: E402
+from fiqa.evaluation.protocols import genuine_pairs  # noqa: E402
 from fiqa.training.support_set import embedded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

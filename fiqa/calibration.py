@@ -68,16 +68,6 @@ class Calibration:
             raise ValueError(f"{path} is not a fiqa calibration file ({error})") from None
 
 
-def genuine_pairs(identities: np.ndarray) -> np.ndarray:
-    """Every pair of images with the same identity label: G×2 indices, a < b."""
-    pairs = []
-    for members in pd.Series(np.arange(len(identities))).groupby(identities).groups.values():
-        members = np.asarray(members)
-        a, b = np.triu_indices(len(members), 1)
-        pairs.append(np.stack([members[a], members[b]], axis=1))
-    return np.concatenate(pairs) if pairs else np.zeros((0, 2), int)
-
-
 def genuine_comparisons(pairs: pd.DataFrame, paths: list[str], embeddings: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
     """The genuine rows of a protocol's ``pairs`` (:mod:`fiqa.evaluation.protocols`) as G×2

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from fiqa import create
-from fiqa.calibration import SHIPPED_RECOGNIZER, fit, genuine_pairs
+from fiqa.calibration import SHIPPED_RECOGNIZER, fit
+from fiqa.evaluation.protocols import genuine_pairs
 from fiqa.training.support_set import embedded
 from fiqa.verify import DEFAULT_THRESHOLDS
 

@@ -66,6 +66,17 @@ def folder_pairs(folder: str | Path, impostors: int = 100_000, seed: int = 0) ->
     return _with_identities(pairs)
 
 
+def genuine_pairs(labels: np.ndarray) -> np.ndarray:
+    """Every pair of images with the same label: G×2 indices, a < b, grouped by label in sorted
+    order."""
+    pairs = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        a, b = np.triu_indices(len(members), 1)
+        pairs.append(np.stack([members[a], members[b]], axis=1))
+    return np.concatenate(pairs) if pairs else np.zeros((0, 2), int)
+
+
 def pair_paths(pairs: pd.DataFrame) -> list[str]:
     """Every image the comparisons use, once each, sorted."""
     return sorted(set(pairs["path_a"]) | set(pairs["path_b"]))
