@@ -813,7 +813,8 @@ def _run_on_ray(inputs: list[str], output: str, resume: bool, overwrite: bool, w
     statuses: Counter[str] = Counter()
     start = time.perf_counter()
     try:
-        ray_engine.connect(engine.address)
+        if todo:  # nothing to do: no cluster to start or join
+            ray_engine.connect(engine.address)
         with _progress() as progress:
             task = progress.add_task(f"{verb} on ray", total=len(todo))
             for image_statuses in ray_engine.score(
