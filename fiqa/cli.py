@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -442,13 +441,12 @@ def calibrate(
     except ValueError as error:
         _fail(error)
     calibration.save(output)
-    knots = np.column_stack([calibration.scores, calibration.fnmr])
+    scores, fnmr = calibration.scores, calibration.fnmr
     console.print(f"{method} → {recognizer} FNMR at cosine {threshold:g}, {mates} mates: "
                   f"{calibration.about['comparisons']} genuine comparisons over "
                   f"{calibration.about['images']} images, FNMR "
-                  f"{calibration.about['fnmr_overall']:.3f}; FNMR from {knots[0, 1]:.3f} at "
-                  f"score ≤ {knots[0, 0]:.4g} to {knots[-1, 1]:.3f} at ≥ {knots[-1, 0]:.4g} "
-                  f"→ {output}")
+                  f"{calibration.about['fnmr_overall']:.3f}; FNMR from {fnmr[0]:.3f} at "
+                  f"score ≤ {scores[0]:.4g} to {fnmr[-1]:.3f} at ≥ {scores[-1]:.4g} → {output}")
 
 
 @app.command()
@@ -825,8 +823,9 @@ def _run_on_ray(inputs: list[str], output: str, resume: bool, overwrite: bool, w
                 progress.advance(task)
     except Exception as error:  # noqa: BLE001 - a cluster failure: keep the shards, say so
         folder.close()
-        _fail(f"the Ray job failed ({type(error).__name__}: {str(error).splitlines()[0]}); the "
-              "shards written so far are kept: rerun with --resume")
+        first_line = str(error).split("\n")[0]
+        _fail(f"the Ray job failed ({type(error).__name__}: {first_line}); the shards written so "
+              "far are kept: rerun with --resume")
     results = folder.statuses()
     folder.close()
     _summary(results, statuses, len(todo), time.perf_counter() - start, output)

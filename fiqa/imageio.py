@@ -133,13 +133,18 @@ def read_image(
                 return LoadedImage(pixels, scale)
     except ImageReadError:
         raise
-    except FileNotFoundError:
-        raise ImageReadError("file not found") from None
     except UnidentifiedImageError:  # Pillow names the source; the row already does
         raise ImageReadError("cannot identify image file") from None
-    except Exception as error:  # noqa: BLE001 - any decoder failure is a row status
-        reason = str(error).split("\n")[0] or type(error).__name__
-        raise ImageReadError(reason) from None
+    except Exception as error:  # noqa: BLE001 - any reading or decoder failure is a row status
+        raise ImageReadError(read_failure(error)) from None
+
+
+def read_failure(error: Exception) -> str:
+    """The short reason shown for a file that cannot be read or decoded: ``file not found``, or
+    the error's first line (its type where it has no message)."""
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    return str(error).split("\n")[0] or type(error).__name__
 
 
 _PILLOW_LIMIT = threading.Lock()

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .imageio import IMAGE_SUFFIXES, expand_inputs
+from .imageio import IMAGE_SUFFIXES, expand_inputs, read_failure
 from .pipeline import Scorer
-from .results import SHARD_PREFIX, OutputLock, column_dtypes
+from .results import SHARD_PREFIX, OutputLock, column_dtypes, shard_names
 
 HIDDEN_PREFIX = "."  # what Parquet readers skip: shards being written are ".part-…"
 
@@ -142,18 +142,15 @@ class ShardFolder:
 
     def _open(self, exists: bool, resume: bool, overwrite: bool) -> set[str]:
         """Check the folder, drop torn shards and (overwrite) old ones; the finished paths."""
-        from pyarrow import fs, parquet
+        from pyarrow import parquet
 
-        names: list[str] = []
-        if exists:
-            found = self.filesystem.get_file_info(fs.FileSelector(self.root))
-            names = [Path(info.path).name for info in found]
+        names = self._names() if exists else []
         strangers = [n for n in names if not n.startswith((SHARD_PREFIX, HIDDEN_PREFIX))]
         hidden = [n for n in names if n.startswith(HIDDEN_PREFIX + SHARD_PREFIX)]
         if strangers:
             raise ValueError(f"{self.output} holds other files ({strangers[0]}, …): the Ray "
                              "engine writes into an empty folder of its own")
-        shards = self.shards(names)
+        shards = shard_names(names)
         if shards and not (resume or overwrite):
             raise FileExistsError(f"{self.output} holds shards: pass --resume to continue it or "
                                   "--overwrite to replace it")
@@ -162,32 +159,33 @@ class ShardFolder:
         self.filesystem.create_dir(self.root)
         if overwrite or not resume:
             return set()
-        finished: set[str] = set()
         for name in shards:
-            path = f"{self.root}/{name}"
-            if parquet.read_schema(path, filesystem=self.filesystem).names != self.columns:
+            schema = parquet.read_schema(f"{self.root}/{name}", filesystem=self.filesystem)
+            if schema.names != self.columns:
                 raise ValueError(f"{self.output} has other columns (other estimators?): use a "
                                  "new output folder, or the same estimators as the run that "
                                  "wrote it")
-            table = parquet.read_table(path, columns=["path"], filesystem=self.filesystem)
-            finished.update(table.column("path").to_pylist())
-        return finished
-
-    @staticmethod
-    def shards(names: Iterable[str]) -> list[str]:
-        """The shard file names among ``names``, in row order."""
-        return sorted(n for n in names if n.startswith(SHARD_PREFIX) and n.endswith(".parquet"))
+        return set(self._column("path", shards))
 
     def statuses(self) -> pd.Series:
         """The status column of every shard now in the folder."""
-        from pyarrow import fs, parquet
+        return pd.Series(self._column("status", shard_names(self._names())), dtype="str")
+
+    def _names(self) -> list[str]:
+        """The file names in the folder."""
+        from pyarrow import fs
 
         found = self.filesystem.get_file_info(fs.FileSelector(self.root))
-        names = self.shards(Path(info.path).name for info in found)
-        parts = [parquet.read_table(f"{self.root}/{name}", columns=["status"],
-                                    filesystem=self.filesystem).column("status").to_pylist()
-                 for name in names]
-        return pd.Series([status for part in parts for status in part], dtype="str")
+        return [Path(info.path).name for info in found]
+
+    def _column(self, column: str, shards: list[str]) -> list:
+        """One column of the given shards, concatenated in their order."""
+        from pyarrow import parquet
+
+        return [value for name in shards
+                for value in parquet.read_table(f"{self.root}/{name}", columns=[column],
+                                                filesystem=self.filesystem
+                                                ).column(column).to_pylist()]
 
     def close(self) -> None:
         """Release the lock (idempotent)."""
@@ -218,19 +216,16 @@ def _fetch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             data.append(read_bytes(path))
             errors.append("")
-        except FileNotFoundError:
-            data.append(b"")
-            errors.append("unreadable: file not found")
         except OSError as error:
             data.append(b"")
-            errors.append(f"unreadable: {str(error).splitlines()[0] or type(error).__name__}")
+            errors.append(f"unreadable: {read_failure(error)}")
     return {**batch, "data": np.array(data, dtype=object), "error": np.array(errors)}
 
 
 class _ShardScorer:
     """The actor: one Scorer made by ``make_scorer``, turning blocks of encoded images into
-    shards of ``output`` (decoded by ``workers`` threads a model batch ahead, so an actor holds
-    one block's bytes and about two batches of pixels; models on ``threads`` torch threads)."""
+    shards of ``output`` (decoded by ``workers`` threads with the Scorer's read-ahead of two
+    model batches; models on ``threads`` torch threads)."""
 
     def __init__(self, make_scorer: Callable[[], Scorer], output: str, workers: int,
                  threads: int) -> None:

@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -190,10 +191,10 @@ def read_table(path: str | Path, vector_names: list[str] | None = None) -> pd.Da
     """
     path = Path(path)
     if path.is_dir():
-        shards = sorted(path.glob(f"{SHARD_PREFIX}*.parquet"))
+        shards = shard_names(p.name for p in path.iterdir())
         if not shards:
             raise FileNotFoundError(f"{path} holds no Parquet shards ({SHARD_PREFIX}*.parquet)")
-        return pd.concat([pd.read_parquet(shard) for shard in shards], ignore_index=True)
+        return pd.concat([pd.read_parquet(path / shard) for shard in shards], ignore_index=True)
     if path.suffix.lower() == ".parquet":
         return pd.read_parquet(path)
     if path.suffix.lower() == ".npy":
@@ -204,6 +205,11 @@ def read_table(path: str | Path, vector_names: list[str] | None = None) -> pd.Da
     with open(path, newline="") as file:
         header = next(csv.reader(file), [])
     return pd.read_csv(path, dtype=column_dtypes(header), keep_default_na=False, na_values=[""])
+
+
+def shard_names(names: Iterable[str]) -> list[str]:
+    """The Parquet shard file names among a folder's ``names``, in row order (by name)."""
+    return sorted(n for n in names if n.startswith(SHARD_PREFIX) and n.endswith(".parquet"))
 
 
 def column_dtypes(columns: list[str]) -> dict[str, str]:
