@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fiqa import Scorer, create  # noqa: E402
+from fiqa import Scorer, estimator_class  # noqa: E402
 from fiqa.calibration import (  # noqa: E402
     SHIPPED_RECOGNIZER,
     fit,
@@ -41,7 +41,6 @@ from fiqa.calibration import (  # noqa: E402
 )
 from fiqa.evaluation import protocols  # noqa: E402
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column  # noqa: E402
-from fiqa.evaluation.protocols import genuine_pairs  # noqa: E402
 from fiqa.training.support_set import embedded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,17 +58,6 @@ def lfw_set(cache: Path) -> tuple[dict, np.ndarray, np.ndarray]:
     indices, similarity = genuine_comparisons(pairs, paths,
                                               features[embedding_column(SHIPPED_RECOGNIZER)])
     return {name: features[name] for name in ESTIMATORS}, indices, similarity
-
-
-def side(split, name: str, celeba_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One split's raw scores of ``name``, genuine pairs and their cosines (CelebA only for an
-    estimator that reads detection metadata)."""
-    keep = (np.char.startswith(split.identities.astype(str), "celeba/") if celeba_only
-            else np.ones(len(split), bool))
-    pairs = genuine_pairs(split.identities[keep])
-    vectors = split.embeddings[SHIPPED_RECOGNIZER][keep]
-    return (split.scores[name][keep], pairs,
-            np.einsum("gd,gd->g", vectors[pairs[:, 0]], vectors[pairs[:, 1]]))
 
 
 def all_mates(name: str, shipped_one, train: tuple, sets: dict) -> dict:
@@ -96,13 +84,13 @@ def main() -> None:
     figure, axes = plt.subplots(2, 4, figsize=(14, 7), sharex=True, sharey=True)
     for axis, name in zip(axes.ravel(), ESTIMATORS, strict=True):
         calibration = shipped(name)
-        celeba_only = bool(create(name, "cpu").needs)
-        test_scores, test_pairs, test_similarity = side(test, name, celeba_only)
+        celeba_only = bool(estimator_class(name).needs)
         sets = {"lfw": (lfw_scores[name], lfw_pairs, lfw_similarity),
-                "test_side": (test_scores, test_pairs, test_similarity)}
+                "test_side": test.genuine(name, SHIPPED_RECOGNIZER, celeba_only)}
         entry = {"fitted_on": calibration.about["data"], "mate_cut": calibration.mate_cut,
                  "fitted_fnmr": calibration.about["fnmr_overall"],
-                 "all_mates": all_mates(name, calibration, side(train, name, celeba_only), sets)}
+                 "all_mates": all_mates(name, calibration,
+                                        train.genuine(name, SHIPPED_RECOGNIZER, celeba_only), sets)}
         for set_name, (scores, pairs, similarity) in sets.items():
             table, error = reliability(calibration, scores, pairs, similarity, args.bins)
             observed = float(np.average(table["observed"], weights=table["count"]))

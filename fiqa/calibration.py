@@ -73,23 +73,29 @@ def genuine_comparisons(pairs: pd.DataFrame, paths: list[str], embeddings: np.nd
     """The genuine rows of a protocol's ``pairs`` (:mod:`fiqa.evaluation.protocols`) as G×2
     indices into ``paths``, and their cosines from the N×D ``embeddings`` of ``paths`` (NaN
     where an image has none)."""
+    from .evaluation.report import cosine
+
     index = {path: i for i, path in enumerate(paths)}
     genuine = pairs[pairs["same"]]
     indices = np.stack([genuine["path_a"].map(index).to_numpy(),
                         genuine["path_b"].map(index).to_numpy()], axis=1).astype(int)
-    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return indices, np.einsum("gd,gd->g", unit[indices[:, 0]], unit[indices[:, 1]])
+    return indices, cosine(embeddings[indices[:, 0]], embeddings[indices[:, 1]])
 
 
 def outcomes(scores: np.ndarray, pairs: np.ndarray, similarity: np.ndarray, threshold: float,
              mate_cut: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(image score, non-match 0/1) for each image of each genuine comparison whose scores are
     both known and whose mate scores ≥ ``mate_cut`` (every mate when None)."""
-    known = ~np.isnan(scores[pairs]).any(axis=1) & ~np.isnan(similarity)
+    known = _known(scores, pairs, similarity)
     pairs, failed = pairs[known], (similarity[known] < threshold).astype(np.float64)
     image, mate = scores[pairs].T.reshape(-1), scores[pairs[:, ::-1]].T.reshape(-1)
     keep = np.ones(len(image), bool) if mate_cut is None else mate >= mate_cut
     return image[keep], np.concatenate([failed, failed])[keep]
+
+
+def _known(scores: np.ndarray, pairs: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """The genuine comparisons whose two scores and cosine are known."""
+    return ~np.isnan(scores[pairs]).any(axis=1) & ~np.isnan(similarity)
 
 
 def fit(estimator: str, recognizer: str, threshold: float, scores: np.ndarray,
@@ -106,8 +112,7 @@ def fit(estimator: str, recognizer: str, threshold: float, scores: np.ndarray,
         raise ValueError("no genuine comparison with both scores known: nothing to calibrate on")
     regression = IsotonicRegression(increasing=False, y_min=0.0, y_max=1.0,
                                     out_of_bounds="clip").fit(x, y)
-    known = ~np.isnan(scores[pairs]).any(axis=1) & ~np.isnan(similarity)
-    facts = {"comparisons": int(known.sum()), "observations": len(x),
+    facts = {"comparisons": int(_known(scores, pairs, similarity).sum()), "observations": len(x),
              "images": int(len(np.unique(pairs))), "fnmr_overall": round(float(y.mean()), 5),
              **(about or {})}
     return Calibration(estimator, recognizer, float(threshold),
@@ -124,8 +129,7 @@ def reliability(calibration: Calibration, scores: np.ndarray, pairs: np.ndarray,
     over the bins."""
     x, y = outcomes(scores, pairs, similarity, calibration.threshold, calibration.mate_cut)
     predicted = calibration.predict(x)
-    order = np.argsort(predicted, kind="stable")
-    edges = np.unique(predicted[order][np.linspace(0, len(x) - 1, bins + 1).astype(int)])
+    edges = np.unique(np.sort(predicted)[np.linspace(0, len(x) - 1, bins + 1).astype(int)])
     which = np.clip(np.searchsorted(edges, predicted, side="right") - 1, 0,
                     max(len(edges) - 2, 0))  # the largest value closes the last bin
     table = pd.DataFrame({"bin": which, "predicted": predicted, "observed": y}).groupby("bin").agg(
@@ -144,4 +148,4 @@ def shipped(estimator: str) -> Calibration:
         known = sorted(p.name.split(".")[0] for p in folder.glob("*.json"))
         raise ValueError(f"no shipped calibration for {estimator!r} (shipped: {known}); make one "
                          "with fiqa calibrate")
-    return Calibration(**json.loads(path.read_text()))
+    return Calibration.load(path)

@@ -27,7 +27,7 @@ from torch import nn
 
 from . import __version__
 from .backbones import Backbone, shared_backbone
-from .estimators import QualityEstimator, create, list_estimators
+from .estimators import QualityEstimator, create, estimator_class, list_estimators
 from .recognizers import Recognizer, list_recognizers, recognizer
 
 OPSET = 17
@@ -37,12 +37,13 @@ KINDS = ("estimator", "recognizer")
 def exportable() -> list[tuple[str, str]]:
     """(kind, name) of every built-in model ``fiqa export`` can write."""
     estimators = [("estimator", name) for name in list_estimators()
-                  if _is_network(create(name, "cpu"))]
+                  if _is_network(estimator_class(name))]
     return estimators + [("recognizer", name) for name in list_recognizers()]
 
 
-def _is_network(estimator: QualityEstimator) -> bool:
-    return type(estimator).network_score is not QualityEstimator.network_score
+def _is_network(cls: type[QualityEstimator]) -> bool:
+    """Whether the estimator class implements :meth:`QualityEstimator.network_score`."""
+    return cls.network_score is not QualityEstimator.network_score
 
 
 def load(name: str, kind: str | None = None) -> QualityEstimator | Recognizer:
@@ -63,11 +64,10 @@ def load(name: str, kind: str | None = None) -> QualityEstimator | Recognizer:
                          "(its score) or --kind recognizer (its embedding)")
     if kinds[0] == "recognizer":
         return recognizer(name, "cpu")
-    model = create(name, "cpu")
-    if not _is_network(model):
+    if not _is_network(estimator_class(name)):
         raise ValueError(f"{name} is not a torch network on crops alone (it reads detection "
                          "metadata or fits trees): it has no ONNX export")
-    return model
+    return create(name, "cpu")
 
 
 class _Traced(nn.Module):

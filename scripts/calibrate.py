@@ -18,11 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from fiqa import create
+from fiqa import estimator_class
 from fiqa.calibration import SHIPPED_RECOGNIZER, fit
-from fiqa.evaluation.protocols import genuine_pairs
 from fiqa.training.support_set import embedded
 from fiqa.verify import DEFAULT_THRESHOLDS
 
@@ -43,15 +40,10 @@ def main() -> None:
     out = ROOT / "weights" / "calibrations"
     out.mkdir(exist_ok=True)
     for name in estimators:
-        metadata = bool(create(name, "cpu").needs)
-        keep = np.char.startswith(train.identities.astype(str), "celeba/") if metadata else \
-            np.ones(len(train), bool)
-        pairs = genuine_pairs(train.identities[keep])
-        vectors = train.embeddings[SHIPPED_RECOGNIZER][keep]
-        similarity = np.einsum("gd,gd->g", vectors[pairs[:, 0]], vectors[pairs[:, 1]])
+        metadata = bool(estimator_class(name).needs)
         data = "CelebA train side" if metadata else "CelebA + FIW train side"
-        calibration = fit(name, SHIPPED_RECOGNIZER, threshold, train.scores[name][keep], pairs,
-                          similarity, {
+        calibration = fit(name, SHIPPED_RECOGNIZER, threshold,
+                          *train.genuine(name, SHIPPED_RECOGNIZER, metadata), {
                               "data": f"{data} (fiqa.training.support_set.side_of; no LFW)",
                               "pairs": "every genuine pair within an identity, for each image "
                                        "whose mate scores at or above the median",

@@ -17,6 +17,7 @@ import torch
 from rich.progress import Progress
 
 from ..evaluation.features import FeatureCache, compute_features, embedding_column
+from ..evaluation.protocols import genuine_pairs
 from ..imageio import identity_folders
 from ..pipeline import Scorer
 from ..score_alignment import SupportSetEstimator, unit
@@ -45,6 +46,18 @@ class Embedded:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def genuine(self, estimator: str, recognizer: str, detected_only: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The images' raw ``estimator`` scores (CelebA's alone with ``detected_only``: FIW's
+        crops come aligned, with no detection to read), every genuine pair among them (G×2
+        indices into those images) and its ``recognizer`` cosine."""
+        keep = (np.char.startswith(self.identities.astype(str), "celeba/") if detected_only
+                else np.ones(len(self), bool))
+        pairs = genuine_pairs(self.identities[keep])
+        vectors = self.embeddings[recognizer][keep]  # unit length
+        return (self.scores[estimator][keep], pairs,
+                np.einsum("gd,gd->g", vectors[pairs[:, 0]], vectors[pairs[:, 1]]))
 
 
 def embedded(data: Path, side: str, recognizers: tuple[str, ...], estimators: tuple[str, ...],
