@@ -73,6 +73,9 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
     identity = pairs["identity_a"].to_numpy()
     rows, curves, warnings = [], [], []
     qualities = {e: pair_quality(features[e][ia], features[e][ib]) for e in estimators}
+    unscored = np.zeros(len(pairs), bool)  # a comparison some estimator could not score
+    for quality in qualities.values():
+        unscored |= np.isnan(quality)
     for recognizer in recognizers:
         vectors = features[embedding_column(recognizer)]
         scores = {recognizer: cosine(vectors[ia], vectors[ib])}
@@ -81,9 +84,7 @@ def evaluate(pairs: pd.DataFrame, features: dict[str, np.ndarray], paths: list[s
             scores[f"{recognizer}+{alignment}"] = aligned(scores[recognizer], discrepancy[ia],
                                                           discrepancy[ib])
         for name, similarity in scores.items():
-            failed = np.isnan(similarity)
-            for estimator in estimators:
-                failed |= np.isnan(qualities[estimator])
+            failed = np.isnan(similarity) | unscored
             valid = ~failed if failures == "left-out" else np.ones_like(failed)
             similarity = np.where(failed, -np.inf, similarity)
             sim, same_v = similarity[valid], same[valid]
