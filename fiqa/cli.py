@@ -56,6 +56,13 @@ Detector = Annotated[str, typer.Option(
 BatchSize = Annotated[int, typer.Option(
     min=1, help="Images per detection batch and faces per model batch.")]
 Workers = Annotated[int, typer.Option(min=1, help="Threads decoding images.")]
+DecodeProcesses = Annotated[bool, typer.Option(
+    help="Decode in --workers worker processes instead of threads: for a GPU that scores faster "
+    "than one process decodes (local engine only).")]
+Precision = Annotated[str, typer.Option(
+    help="fp32, or bf16/fp16 autocast of the models (the detector stays fp32): for GPUs, and for "
+    "CPUs with bf16 units (AMX); parity in docs/benchmarks.md (faceres needs fp16, "
+    "docs/recognizers.md).")]
 Aligned = Annotated[bool, typer.Option(
     help="Inputs are already 112×112-template aligned crops: skip detection.")]
 AllFaces = Annotated[bool, typer.Option(help="Every face found, not just one.")]
@@ -127,8 +134,10 @@ def score(
         "with --engine ray a folder (local or a URI) of Parquet shards.")
     ] = "fiqa_scores.csv",
     device: Device = "auto",
+    precision: Precision = "fp32",
     batch_size: BatchSize = 32,
     workers: Workers = 2,
+    decode_processes: DecodeProcesses = False,
     aligned: Aligned = False,
     all_faces: AllFaces = False,
     face: Face = "largest",
@@ -174,9 +183,9 @@ def score(
         calibrations = _calibrations(calibration, names)
     except (OSError, ValueError) as error:
         _fail(error)
-    _run(inputs, output, resume, overwrite, workers, "scoring", lambda on=device: Scorer(
-        names, (), on, batch_size, aligned, all_faces, max_side, max_pixels, detector, face,
-        calibrations),
+    _run(inputs, output, resume, overwrite, (workers, decode_processes), "scoring",
+         lambda on=device: Scorer(names, (), on, batch_size, aligned, all_faces, max_side,
+                                  max_pixels, detector, face, calibrations, precision),
          _Engine(engine, address, actors, cpus_per_actor, gpus_per_actor, images_per_shard))
 
 
@@ -208,12 +217,11 @@ def embed(
         "(an N×D float32 matrix, NaN rows where no face, plus <output>.rows.csv); with "
         "--engine ray a folder (local or a URI) of Parquet shards.")
     ] = "fiqa_embeddings.parquet",
-    precision: Annotated[str, typer.Option(
-        help="fp32, or fp16/bf16 autocast for GPUs (see docs/recognizers.md for the accuracy "
-        "of each: faceres needs fp16).")] = "fp32",
+    precision: Precision = "fp32",
     device: Device = "auto",
     batch_size: BatchSize = 32,
     workers: Workers = 2,
+    decode_processes: DecodeProcesses = False,
     aligned: Aligned = False,
     all_faces: AllFaces = False,
     face: Face = "largest",
@@ -244,9 +252,9 @@ def embed(
     names = _names(recognizer)
     if output.lower().endswith(".npy") and len(names) != 1:
         _fail("an .npy output holds one recognizer's embeddings")
-    _run(inputs, output, resume, overwrite, workers, "embedding", lambda on=device: Scorer(
-        (), [recognizers.recognizer(name, on, precision) for name in names], on,
-        batch_size, aligned, all_faces, max_side, max_pixels, detector, face),
+    _run(inputs, output, resume, overwrite, (workers, decode_processes), "embedding",
+         lambda on=device: Scorer((), names, on, batch_size, aligned, all_faces, max_side,
+                                  max_pixels, detector, face, precision=precision),
          _Engine(engine, address, actors, cpus_per_actor, gpus_per_actor, images_per_shard))
 
 
@@ -281,6 +289,7 @@ def evaluate(
         "--output", "-o", help="Report folder: summary.md, summary.json, curves.csv, edc.png.")
     ] = Path("fiqa_report"),
     device: Device = "auto",
+    precision: Precision = "fp32",
     batch_size: BatchSize = 32,
     detector: Detector = DEFAULT_DETECTOR,
     face: Face = "largest",
@@ -318,7 +327,7 @@ def evaluate(
             raise ValueError(f"--failures must be auto, {' or '.join(FAILURES)}, got {failures!r}")
         pairs, missing, dropped = _comparisons(data, protocol, impostors, seed)
         scorer = Scorer(estimator_names, recognizer_names, device, batch_size,
-                        detector=detector, face=face)
+                        detector=detector, face=face, precision=precision)
         # before the features, so that a recognizer without a head fails at once
         discrepancies = ({} if alignment is None else
                          {name: discrepancy_model(alignment, name, cohort)
@@ -756,13 +765,19 @@ def _names(text: str) -> list[str]:
     return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
-def _run(inputs: list[str], output: str, resume: bool, overwrite: bool, workers: int,
-         verb: str, make_scorer: Callable[..., Scorer], engine: _Engine) -> None:
+def _run(inputs: list[str], output: str, resume: bool, overwrite: bool,
+         decoding: tuple[int, bool], verb: str, make_scorer: Callable[..., Scorer],
+         engine: _Engine) -> None:
     """Shared body of `score` and `embed`: set up, stream rows into the table, summarise.
-    ``make_scorer(device)`` builds the Scorer (its device by default)."""
+    ``decoding``: (--workers, --decode-processes); ``make_scorer(device)`` builds the Scorer (its
+    device by default)."""
+    workers, processes = decoding
     if engine.name not in ("local", "ray"):
         _fail(f"--engine must be local or ray, got {engine.name!r}")
     if engine.name == "ray":
+        if processes:
+            _fail("--decode-processes is for the local engine: Ray actors decode in --workers "
+                  "threads, and --actors sets the processes")
         _run_on_ray(inputs, output, resume, overwrite, workers, verb, make_scorer, engine)
         return
     try:
@@ -779,7 +794,7 @@ def _run(inputs: list[str], output: str, resume: bool, overwrite: bool, workers:
     start = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task(verb, total=len(todo))
-        for rows in scorer.run(todo, workers):
+        for rows in scorer.run(todo, workers, processes):
             table.append(rows)
             statuses.update(row["status"].split(":")[0] for row in rows)
             progress.advance(task)

@@ -26,3 +26,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device 'mps' was asked for but torch sees no Apple GPU; use --device cpu")
     return resolved
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``; a CPU tensor bound for a CUDA GPU goes through pinned (page-locked)
+    memory and is copied asynchronously, so the copy overlaps the work already queued."""
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

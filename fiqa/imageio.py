@@ -139,6 +139,16 @@ def read_image(
         raise ImageReadError(read_failure(error)) from None
 
 
+def decode_or_status(source: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+                     max_side: int = DEFAULT_MAX_SIDE) -> LoadedImage | str:
+    """:func:`read_image`, or the ``unreadable: <reason>`` status of a file it refuses: what one
+    decoding worker (a thread or a process) hands back."""
+    try:
+        return read_image(source, max_pixels, max_side)
+    except ImageReadError as error:
+        return f"unreadable: {error}"
+
+
 def read_failure(error: Exception) -> str:
     """The short reason shown for a file that cannot be read or decoded: ``file not found``, or
     the error's first line (its type where it has no message)."""

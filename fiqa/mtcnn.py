@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import resolve_device
+from .device import resolve_device, to_device
 from .weights import load_weights
 
 _BATCH_PIXELS = 1 << 22  # images of one size go through together, this many pixels at a time
@@ -128,7 +128,8 @@ class MTCNN(nn.Module):
             step = max(1, _BATCH_PIXELS // (height * width))
             for start in range(0, len(indices), step):
                 chunk = indices[start : start + step]
-                batch = torch.from_numpy(np.stack([images[i] for i in chunk])).to(self.device)
+                stacked = torch.from_numpy(np.stack([images[i] for i in chunk]))
+                batch = to_device(stacked, self.device)
                 for i, found in zip(chunk, self._detect_batch(batch), strict=True):
                     results[i] = found
         return [results[i] for i in range(len(images))]

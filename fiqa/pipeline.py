@@ -7,9 +7,11 @@ batch that fails unexpectedly is retried image by image so only the culprit gets
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,16 +21,15 @@ import torch
 from .calibration import Calibration
 from .crop import DEFAULT_CROP, CropSpec, align_faces
 from .detectors import DEFAULT_DETECTOR, create_detector
-from .device import resolve_device
+from .device import resolve_device, to_device
 from .estimators import QualityEstimator, create
 from .faces import Faces
 from .imageio import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_SIDE,
-    ImageReadError,
     LoadedImage,
+    decode_or_status,
     pixel_tensor,
-    read_image,
 )
 from .orientation import detect_upright
 from .recognizers import Recognizer, recognizer
@@ -55,6 +56,9 @@ class Scorer:
     detector: ``"mtcnn"`` or ``"yunet"`` (see :mod:`fiqa.detectors`).
     calibrations: :class:`~fiqa.calibration.Calibration` maps of some of the estimators; each
         adds a column ``<estimator>.fnmr``, the expected FNMR of the face's genuine comparisons.
+    precision: fp32, or bf16/fp16 autocast for the networks of the estimators and recognizers
+        given by name (ready objects keep their own; the detector stays fp32, where its landmarks
+        hold): for GPUs, and for CPUs with bf16 matrix units (AMX) (docs/benchmarks.md).
     """
 
     def __init__(
@@ -70,14 +74,15 @@ class Scorer:
         detector: str = DEFAULT_DETECTOR,
         face: str = "largest",
         calibrations: Sequence[Calibration] = (),
+        precision: str = "fp32",
     ) -> None:
         if face not in FACE_CHOICES:
             raise ValueError(f"face must be one of {', '.join(FACE_CHOICES)}, got {face!r}")
         self.device = resolve_device(device)
-        self.estimators = [e if isinstance(e, QualityEstimator) else create(e, self.device)
-                           for e in estimators]
-        self.recognizers = [r if isinstance(r, Recognizer) else recognizer(r, self.device)
-                            for r in recognizers]
+        self.estimators = [e if isinstance(e, QualityEstimator)
+                           else create(e, self.device, precision=precision) for e in estimators]
+        self.recognizers = [r if isinstance(r, Recognizer)
+                            else recognizer(r, self.device, precision) for r in recognizers]
         self.batch_size, self.aligned, self.all_faces = batch_size, aligned, all_faces
         self.face = face
         self.max_side, self.max_pixels = max_side, max_pixels
@@ -102,18 +107,30 @@ class Scorer:
             columns += [f"{model.name}.{i}" for i in range(model.dim)]
         return columns
 
-    def run(self, paths: Iterable[str | Path], workers: int = 2) -> Iterator[list[dict]]:
-        """Rows of each image of ``paths``, in order; images are decoded by ``workers`` threads."""
-        return self.run_sources(((str(path), path) for path in paths), workers)
+    def run(self, paths: Iterable[str | Path], workers: int = 2, processes: bool = False
+            ) -> Iterator[list[dict]]:
+        """Rows of each image of ``paths``, in order; images are decoded by ``workers`` threads,
+        or worker processes with ``processes`` (see :meth:`run_sources`)."""
+        return self.run_sources(((str(path), path) for path in paths), workers,
+                                processes=processes)
 
     def run_sources(self, sources: Iterable[tuple[str, Any]], workers: int = 2,
                     decode: Callable[[Any], LoadedImage | str] | None = None,
-                    ) -> Iterator[list[dict]]:
+                    processes: bool = False) -> Iterator[list[dict]]:
         """Rows of each ``(name, source)`` of ``sources``, in order: ``decode(source)`` (default
         :meth:`decode`: a path or an open binary file) gives the image or its status, in
-        ``workers`` threads with a bounded read-ahead; ``name`` fills the path column."""
+        ``workers`` threads with a read-ahead of two batches; ``name`` fills the path column.
+
+        processes: decode in ``workers`` worker processes instead (started by spawning, so a
+        script needs Python's ``if __name__ == "__main__":`` guard; ``decode`` and the sources
+        must pickle, so paths rather than open files). For an accelerator that scores faster
+        than one process decodes; on a CPU the models want the cores themselves.
+        """
+        if decode is None:  # a module function, so that it pickles into worker processes
+            decode = functools.partial(decode_or_status, max_pixels=self.max_pixels,
+                                       max_side=self.max_side)
         batch: list[tuple[str, LoadedImage | str]] = []
-        for item in self._decoded(sources, workers, decode or self.decode):
+        for item in self._decoded(sources, workers, decode, processes):
             batch.append(item)
             if len(batch) == self.batch_size:
                 yield from self.rows_of_batch(batch)
@@ -130,16 +147,15 @@ class Scorer:
     def decode(self, source: str | Path | BinaryIO) -> LoadedImage | str:
         """A path or an open binary file (encoded bytes) → the image, or its ``unreadable: …``
         status."""
-        try:
-            return read_image(source, self.max_pixels, self.max_side)
-        except ImageReadError as error:
-            return f"unreadable: {error}"
+        return decode_or_status(source, self.max_pixels, self.max_side)
 
     def _decoded(self, sources: Iterable[tuple[str, Any]], workers: int, decode: Callable,
-                 ) -> Iterator[tuple[str, LoadedImage | str]]:
+                 processes: bool) -> Iterator[tuple[str, LoadedImage | str]]:
         """(name, image or failure reason), in order, with a bounded read-ahead."""
         pending: deque[tuple[str, Future]] = deque()
-        with ThreadPoolExecutor(max(1, workers)) as pool:
+        pool: Executor = (ProcessPoolExecutor(max(1, workers), multiprocessing.get_context("spawn"))
+                          if processes else ThreadPoolExecutor(max(1, workers)))
+        with pool:
             for path, source in sources:
                 pending.append((path, pool.submit(decode, source)))
                 if len(pending) >= 2 * self.batch_size:
@@ -244,7 +260,8 @@ class Scorer:
     def crops(self, images: Sequence[LoadedImage], points: list[np.ndarray],
               spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
         """All faces of ``images`` (decoded-pixel ``points``) aligned to ``spec``: N×3×S×S uint8."""
-        pixels = [pixel_tensor(image.pixels).permute(2, 0, 1).to(self.device) if len(p) else None
+        pixels = [to_device(pixel_tensor(image.pixels), self.device).permute(2, 0, 1) if len(p)
+                  else None
                   for image, p in zip(images, points, strict=True)]
         sources = [pixels[i] for i, p in enumerate(points) for _ in range(len(p))]
         if not sources:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import resolve_device
+from .device import resolve_device, to_device
 from .imageio import pixel_tensor
 from .mtcnn import Detections, _nms
 from .weights import load_weights
@@ -215,7 +215,7 @@ class YuNet:
         """H×W×3 uint8 RGB → h×w×3 RGB 0–255 tensor: the image, scaled down (bilinear,
         antialiased) to fit max_side when larger; uint8 on the CPU (5× faster than float there,
         within one level), float elsewhere."""
-        pixels = pixel_tensor(image).to(self.device)
+        pixels = to_device(pixel_tensor(image), self.device)
         height, width = image.shape[:2]
         if self.max_side is None or max(height, width) <= self.max_side:
             return pixels

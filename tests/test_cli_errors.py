@@ -43,6 +43,8 @@ def test_version_and_exit_codes_in_help():
 @pytest.mark.parametrize("args, message", [
     (("--device", "tpu"), "unknown device 'tpu'"),
     (("--resume", "--overwrite"), "exclude each other"),
+    (("--precision", "fp8"), "precision must be one of"),
+    (("--engine", "ray", "--decode-processes"), "--decode-processes is for the local engine"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, lfw_paths, args, message):
     output = cli("score", str(lfw_paths[0]), "-o", str(tmp_path / "o.csv"), *args, code=2)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..backbones import run_on_crops
 from ..crop import check_crops
 from ..faces import Faces
 from ..recognizers.face_vit import CROP_SPEC, FaceViT, FaceViTRecognizer, load_face_vit
@@ -45,8 +46,9 @@ class AttentionQuality(QualityEstimator):
 
     def __init__(self, device: str | torch.device = "auto",
                  model: FaceViT | str | Path | None = None,
-                 score_range: tuple[float, float] | None = None) -> None:
-        super().__init__(device)
+                 score_range: tuple[float, float] | None = None,
+                 precision: str = "fp32") -> None:
+        super().__init__(device, precision)
         if model is None:
             model = self.shared.net
         else:  # not ours: the evaluation cache tells models apart by this
@@ -63,9 +65,8 @@ class AttentionQuality(QualityEstimator):
 
     def logits(self, crops: torch.Tensor) -> torch.Tensor:
         """N×3×S×S uint8 crops → N×heads×T×T pre-softmax logits of the last block."""
-        with torch.inference_mode():
-            x = self.crop_spec.normalize(crops.to(self.device))
-            return self.model.forward_with_logits(x)[1]
+        return run_on_crops(lambda x: self.model.forward_with_logits(x)[1], self.crop_spec, crops,
+                            self.device, self.precision)
 
     def network_score(self, crops: torch.Tensor) -> torch.Tensor:
         return self.logits(crops).mean((1, 2, 3))

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..backbones import Backbone, shared_backbone
+from ..backbones import Backbone, checked_precision, shared_backbone
 from ..crop import DEFAULT_CROP, CropSpec, check_crops
 from ..device import resolve_device
 from ..faces import Faces
@@ -36,8 +36,10 @@ class QualityEstimator(ABC):
     weights: ClassVar[tuple[str, ...]] = ()  # names in weights/manifest.json
     backbone: ClassVar[str | None] = None  # a fiqa.backbones name, for a shared forward pass
 
-    def __init__(self, device: str | torch.device = "auto") -> None:
-        self.device = resolve_device(device)
+    def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
+        """precision: fp32, or bf16/fp16 autocast for the networks it runs (GPUs; see
+        docs/benchmarks.md for the parity checked against fp32)."""
+        self.device, self.precision = resolve_device(device), checked_precision(precision)
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         """crops: N×3×H×W uint8 RGB aligned to ``crop_spec``, on ``self.device``.
@@ -54,8 +56,8 @@ class QualityEstimator(ABC):
 
     @property
     def shared(self) -> Backbone:
-        """The shared instance of :attr:`backbone` on this device."""
-        return shared_backbone(self.backbone, self.device)
+        """The shared instance of :attr:`backbone` for this device and precision."""
+        return shared_backbone(self.backbone, self.device, self.precision)
 
     def score(self, crops: torch.Tensor, faces: Faces | None = None) -> np.ndarray:
         """N raw scores (float64), higher = better."""
@@ -95,7 +97,8 @@ class QualityEstimator(ABC):
         return [provenance(name) for name in self.weights]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r})"
+        return (f"{type(self).__name__}(name={self.name!r}, device={str(self.device)!r}, "
+                f"precision={self.precision!r})")
 
 
 class EmbeddingEstimator(QualityEstimator):

@@ -51,8 +51,9 @@ class BaselineEstimator(QualityEstimator):
         sharpness_scale: float = 8.0,
         noise_levels: tuple[float, float] = (2.0, 8.0),
         min_contrast: float = 0.1,
+        precision: str = "fp32",
     ) -> None:
-        super().__init__(device)
+        super().__init__(device, precision)
         self.eye_px, self.max_yaw, self.max_pitch = eye_px, max_yaw, max_pitch
         self.sharpness_scale, self.noise_levels = sharpness_scale, noise_levels
         self.min_contrast = min_contrast

@@ -33,9 +33,9 @@ class EmbeddingNorm(EmbeddingEstimator):
         if "model" in cls.__dict__:
             cls.crop_spec, cls.weights = cls.model.crop_spec, cls.model.weights
 
-    def __init__(self, device: str | torch.device = "auto") -> None:
-        super().__init__(device)
-        self.recognizer = recognizer(self.model.name, self.device)
+    def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
+        super().__init__(device, precision)
+        self.recognizer = recognizer(self.model.name, self.device, self.precision)
 
     def score_of(self, embeddings: torch.Tensor) -> torch.Tensor:
         return embeddings.norm(dim=1)

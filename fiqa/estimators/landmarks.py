@@ -148,8 +148,8 @@ class LandmarkEstimator(QualityEstimator):
     components = ("procrustes_distance",)
     weights = ("landmarks_rf",)
 
-    def __init__(self, device: str | torch.device = "auto") -> None:
-        super().__init__(device)
+    def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
+        super().__init__(device, precision)
         load_model(self.weights[0])  # fail now if missing; kept out of vars(), the cache key
 
     def landmarks(self, crops: torch.Tensor, faces: Faces) -> np.ndarray:

@@ -73,9 +73,9 @@ class Landmark68Estimator(LandmarkEstimator):
     crop_spec = DlibResNet.crop_spec
     weights = ("landmarks68_rf",)
 
-    def __init__(self, device: str | torch.device = "auto") -> None:
+    def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
         dlib68()  # fail first, with the install hint, when dlib is missing
-        super().__init__(device)
+        super().__init__(device, precision)
 
     def landmarks(self, crops: torch.Tensor, faces: Faces) -> np.ndarray:
         """dlib's N×68×2 landmarks in chip pixels (the shape features ignore the frame)."""

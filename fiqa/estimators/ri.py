@@ -44,11 +44,12 @@ class RIRegression(QualityEstimator):
     weights = ("sface", "ri_head")
     backbone = "sface"
 
-    def __init__(self, device: str | torch.device = "auto", head: str = "ri_head") -> None:
+    def __init__(self, device: str | torch.device = "auto", head: str = "ri_head",
+                 precision: str = "fp32") -> None:
         """head: the weights of the regression head (``ri_head``; another name in
         weights/manifest.json, e.g. a head trained without one degradation family, makes an
         estimator named ``ri:<head>``)."""
-        super().__init__(device)
+        super().__init__(device, precision)
         if head != "ri_head":
             self.name, self.weights = f"ri:{head}", ("sface", head)
         stored = load_weights(head)

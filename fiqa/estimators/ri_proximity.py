@@ -39,10 +39,10 @@ class RIProximity(EmbeddingEstimator):
 
     def __init__(self, device: str | torch.device = "auto", recognizer: str | Recognizer = "dlib",
                  centre: torch.Tensor | None = None,
-                 angles: tuple[float, float] | None = None) -> None:
-        super().__init__(device)
+                 angles: tuple[float, float] | None = None, precision: str = "fp32") -> None:
+        super().__init__(device, precision)
         self.recognizer = (recognizer if isinstance(recognizer, Recognizer)
-                           else make_recognizer(recognizer, self.device))
+                           else make_recognizer(recognizer, self.device, self.precision))
         self.crop_spec = self.recognizer.crop_spec
         if centre is None:
             centre, angles = stored_centre(self.recognizer.name)

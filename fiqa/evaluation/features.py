@@ -152,7 +152,10 @@ def embedding_column(recognizer: str) -> str:
 
 
 def _options(estimator) -> dict:
-    return {key: value for key, value in vars(estimator).items() if key != "device"}
+    """What tells an estimator's values apart besides its weights: its attributes, less the
+    device, and less the precision where it is fp32 (the keys made before precisions existed)."""
+    return {key: value for key, value in vars(estimator).items()
+            if key != "device" and (key, value) != ("precision", "fp32")}
 
 
 def _known_without_face(record: np.ndarray | None) -> bool:
