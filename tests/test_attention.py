@@ -26,7 +26,13 @@ from fiqa.explain import explain_images, overlay
 from fiqa.recognizers import recognizer
 from fiqa.recognizers.face_vit import CROP_SPEC, FaceViT, ViTShape, load_face_vit, save_face_vit
 from fiqa.recognizers.sface import SFaceStem
-from fiqa.training.face_vit import ViTConfig, clean_targets, distill, stem_maps
+from fiqa.training.face_vit import (
+    ViTConfig,
+    clean_targets,
+    distill,
+    stem_maps,
+    teacher_recognisability,
+)
 from fiqa.verification import read_lfw_pairs
 
 TINY = ViTShape(dim=32, depth=2, heads=2, mlp_ratio=2.0, embedding_dim=16)
@@ -100,6 +106,27 @@ def test_targets_are_the_clean_views_of_each_photo(photo_views):
         assert len(views) >= 2 and (targets[views] == targets[views[0]]).all()
     first, other = (np.flatnonzero(photo_views.image == i)[0] for i in (0, 2))  # two people
     assert cosine(targets[[first]].numpy(), targets[[other]].numpy())[0] < 0.9
+
+
+def test_teacher_recognisability_leaves_the_photo_itself_out(photo_views):
+    """Each view against the clean view of its person's other photo (two photos a person here):
+    SFace's cosine, never the view's own clean photo; the trainer takes it as its target."""
+    quality = teacher_recognisability(photo_views)
+    unit = torch.nn.functional.normalize(photo_views.embeddings, dim=1)
+    labels = photo_views.labels
+    for v in range(len(photo_views)):
+        other = np.flatnonzero((labels == labels[v]) & (photo_views.image != photo_views.image[v])
+                               & (photo_views.view == 0))
+        expected = torch.nn.functional.cosine_similarity(unit[v], unit[other].sum(0), dim=0)
+        torch.testing.assert_close(quality[v], expected, atol=1e-5, rtol=1e-5)
+    assert (quality[photo_views.view == 0] < 0.99).all()  # not the photo against itself
+    config = ViTConfig(dim=32, depth=1, heads=2, epochs=1, batch_size=6, holdout=0,
+                       attention_target="teacher")
+    _, history = distill(photo_views, config, torch.device("cpu"), log=lambda row: None)
+    assert len(history) == 1 and np.isfinite(history[0]["loss"])
+    with pytest.raises(ValueError, match="attention_target"):
+        distill(photo_views, dataclasses.replace(config, attention_target="oracle"),
+                torch.device("cpu"))
 
 
 def test_distillation_learns_and_resumes(tmp_path, photo_views):

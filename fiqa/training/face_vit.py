@@ -49,9 +49,12 @@ class ViTConfig:
     weight_decay: float = 0.05
     warmup: float = 0.05  # fraction of steps with a linear warm-up, then cosine decay
     precompute: bool = True  # stem maps computed once and cached; False: on device, with flips
-    # Weight of the term tying the last block's mean attention logit (the ATTN-FIQA score) to the
-    # student's own cosine to its target, per view (1 − Pearson correlation over the batch).
+    # Weight of the term tying the last block's mean attention logit (the ATTN-FIQA score) to a
+    # per-view recognisability (1 − Pearson correlation over the batch), and which: "student",
+    # the student's own cosine to its target; "teacher", SFace's cosine between the view and the
+    # centre of its person's other photos (:func:`teacher_recognisability`).
     attention_weight: float = 0.5
+    attention_target: str = "student"
     holdout: int = 300  # identities kept out of training, to report the cosine on
     seed: int = 0
 
@@ -74,6 +77,21 @@ def clean_targets(views: PhotoViews) -> torch.Tensor:
     renormalised (the student's embedding space)."""
     embeddings = clean_embeddings(views)
     return F.normalize(embeddings - embeddings.mean(0), dim=1)
+
+
+def teacher_recognisability(views: PhotoViews) -> torch.Tensor:
+    """V cosines between SFace's unit embedding of each view and the mean unit embedding of the
+    clean views of the *other* photos of its person (NaN for a person of one photo): how well
+    the teacher recognises the view, with no quality label and without the view's own photo."""
+    unit = F.normalize(views.embeddings, dim=1)
+    clean = torch.from_numpy(views.view == 0)
+    labels = torch.from_numpy(views.labels)
+    sums = torch.zeros(len(views.identities), unit.shape[1]).index_add_(0, labels[clean],
+                                                                       unit[clean])
+    counts = torch.bincount(labels[clean], minlength=len(views.identities))
+    others = sums[labels] - clean_embeddings(views)  # this photo's clean view taken out
+    cosine = F.cosine_similarity(unit, others, dim=1)
+    return torch.where(counts[labels] > 1, cosine, torch.nan)
 
 
 def stem_maps(crops: torch.Tensor, stem: SFaceStem, cache: str | Path,
@@ -114,8 +132,12 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
     last also the held-out cosine of clean and of degraded views)."""
     if views.crops is None:
         raise ValueError("the views need their crops: cached_photo_views(..., crops=True)")
+    if config.attention_target not in ("student", "teacher"):
+        raise ValueError(f"attention_target must be student or teacher, got "
+                         f"{config.attention_target!r}")
     torch.manual_seed(config.seed)
     targets = clean_targets(views).to(device)
+    recognisability = teacher_recognisability(views).to(device)
     model = FaceViT(config.shape(targets.shape[1]))
     model.stem.load_state_dict(SFaceStem.pretrained(config.stem_layers).state_dict())
     model = model.to(device)
@@ -164,7 +186,11 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
             cosine = F.cosine_similarity(embeddings, targets[torch.from_numpy(index)])
             loss = (1 - cosine).mean()
             if config.attention_weight:
-                loss = loss + config.attention_weight * (1 - _pearson(scores, cosine.detach()))
+                wanted = (cosine.detach() if config.attention_target == "student"
+                          else recognisability[torch.from_numpy(index).to(device)])
+                known = ~wanted.isnan()
+                loss = loss + config.attention_weight * (1 - _pearson(scores[known],
+                                                                      wanted[known]))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trained, 1.0)
