@@ -54,7 +54,7 @@ class ViTConfig:
     # the student's own cosine to its target; "teacher", SFace's cosine between the view and the
     # centre of its person's other photos (:func:`teacher_recognisability`).
     attention_weight: float = 0.5
-    attention_target: str = "student"
+    attention_target: str = "teacher"
     holdout: int = 300  # identities kept out of training, to report the cosine on
     seed: int = 0
 
