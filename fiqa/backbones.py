@@ -36,12 +36,6 @@ def checked_precision(precision: str) -> str:
     return precision
 
 
-def autocast(device: torch.device, precision: str) -> torch.autocast:
-    """The autocast context of ``precision`` on ``device`` (off for fp32)."""
-    dtype = PRECISIONS[checked_precision(precision)]
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-
-
 def run_on_crops(forward: Callable[[torch.Tensor], torch.Tensor], spec: CropSpec,
                  crops: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
     """``forward(spec.normalize(crops))`` on ``device`` in inference mode, under autocast for
@@ -52,7 +46,9 @@ def run_on_crops(forward: Callable[[torch.Tensor], torch.Tensor], spec: CropSpec
 def _run(compute: Callable[[], torch.Tensor], device: torch.device, precision: str
          ) -> torch.Tensor:
     """``compute()`` in inference mode, under autocast on ``device`` for bf16/fp16 → float32."""
-    with torch.inference_mode(), autocast(device, precision):
+    dtype = PRECISIONS[precision]
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+    with torch.inference_mode(), autocast:
         return compute().float()
 
 

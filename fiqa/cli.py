@@ -183,7 +183,7 @@ def score(
         calibrations = _calibrations(calibration, names)
     except (OSError, ValueError) as error:
         _fail(error)
-    _run(inputs, output, resume, overwrite, (workers, decode_processes), "scoring",
+    _run(inputs, output, resume, overwrite, workers, decode_processes, "scoring",
          lambda on=device: Scorer(names, (), on, batch_size, aligned, all_faces, max_side,
                                   max_pixels, detector, face, calibrations, precision),
          _Engine(engine, address, actors, cpus_per_actor, gpus_per_actor, images_per_shard))
@@ -252,7 +252,7 @@ def embed(
     names = _names(recognizer)
     if output.lower().endswith(".npy") and len(names) != 1:
         _fail("an .npy output holds one recognizer's embeddings")
-    _run(inputs, output, resume, overwrite, (workers, decode_processes), "embedding",
+    _run(inputs, output, resume, overwrite, workers, decode_processes, "embedding",
          lambda on=device: Scorer((), names, on, batch_size, aligned, all_faces, max_side,
                                   max_pixels, detector, face, precision=precision),
          _Engine(engine, address, actors, cpus_per_actor, gpus_per_actor, images_per_shard))
@@ -765,13 +765,10 @@ def _names(text: str) -> list[str]:
     return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
 
 
-def _run(inputs: list[str], output: str, resume: bool, overwrite: bool,
-         decoding: tuple[int, bool], verb: str, make_scorer: Callable[..., Scorer],
-         engine: _Engine) -> None:
+def _run(inputs: list[str], output: str, resume: bool, overwrite: bool, workers: int,
+         processes: bool, verb: str, make_scorer: Callable[..., Scorer], engine: _Engine) -> None:
     """Shared body of `score` and `embed`: set up, stream rows into the table, summarise.
-    ``decoding``: (--workers, --decode-processes); ``make_scorer(device)`` builds the Scorer (its
-    device by default)."""
-    workers, processes = decoding
+    ``make_scorer(device)`` builds the Scorer (its device by default)."""
     if engine.name not in ("local", "ray"):
         _fail(f"--engine must be local or ray, got {engine.name!r}")
     if engine.name == "ray":

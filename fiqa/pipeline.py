@@ -126,11 +126,8 @@ class Scorer:
         must pickle, so paths rather than open files). For an accelerator that scores faster
         than one process decodes; on a CPU the models want the cores themselves.
         """
-        if decode is None:  # a module function, so that it pickles into worker processes
-            decode = functools.partial(decode_or_status, max_pixels=self.max_pixels,
-                                       max_side=self.max_side)
         batch: list[tuple[str, LoadedImage | str]] = []
-        for item in self._decoded(sources, workers, decode, processes):
+        for item in self._decoded(sources, workers, decode or self.decode, processes):
             batch.append(item)
             if len(batch) == self.batch_size:
                 yield from self.rows_of_batch(batch)
@@ -144,10 +141,13 @@ class Scorer:
                                  [points for _, points in located])
         return [(faces, values) for (faces, _), values in zip(located, measures, strict=True)]
 
-    def decode(self, source: str | Path | BinaryIO) -> LoadedImage | str:
+    @property
+    def decode(self) -> Callable[[str | Path | BinaryIO], LoadedImage | str]:
         """A path or an open binary file (encoded bytes) → the image, or its ``unreadable: …``
-        status."""
-        return decode_or_status(source, self.max_pixels, self.max_side)
+        status: :func:`~fiqa.imageio.decode_or_status` with this Scorer's limits, a module
+        function, so that it pickles into worker processes."""
+        return functools.partial(decode_or_status, max_pixels=self.max_pixels,
+                                 max_side=self.max_side)
 
     def _decoded(self, sources: Iterable[tuple[str, Any]], workers: int, decode: Callable,
                  processes: bool) -> Iterator[tuple[str, LoadedImage | str]]:
@@ -260,9 +260,8 @@ class Scorer:
     def crops(self, images: Sequence[LoadedImage], points: list[np.ndarray],
               spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
         """All faces of ``images`` (decoded-pixel ``points``) aligned to ``spec``: N×3×S×S uint8."""
-        pixels = [to_device(pixel_tensor(image.pixels), self.device).permute(2, 0, 1) if len(p)
-                  else None
-                  for image, p in zip(images, points, strict=True)]
+        pixels = [to_device(pixel_tensor(image.pixels), self.device).permute(2, 0, 1)
+                  if len(p) else None for image, p in zip(images, points, strict=True)]
         sources = [pixels[i] for i, p in enumerate(points) for _ in range(len(p))]
         if not sources:
             return torch.empty((0, 3, spec.size, spec.size), dtype=torch.uint8, device=self.device)

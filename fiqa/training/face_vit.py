@@ -137,7 +137,8 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
                          f"{config.attention_target!r}")
     torch.manual_seed(config.seed)
     targets = clean_targets(views).to(device)
-    recognisability = teacher_recognisability(views).to(device)
+    recognisability = (teacher_recognisability(views).to(device)
+                       if config.attention_target == "teacher" else None)
     model = FaceViT(config.shape(targets.shape[1]))
     model.stem.load_state_dict(SFaceStem.pretrained(config.stem_layers).state_dict())
     model = model.to(device)
@@ -186,7 +187,7 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
             cosine = F.cosine_similarity(embeddings, targets[torch.from_numpy(index)])
             loss = (1 - cosine).mean()
             if config.attention_weight:
-                wanted = (cosine.detach() if config.attention_target == "student"
+                wanted = (cosine.detach() if recognisability is None
                           else recognisability[torch.from_numpy(index).to(device)])
                 known = ~wanted.isnan()
                 loss = loss + config.attention_weight * (1 - _pearson(scores[known],
