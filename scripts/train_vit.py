@@ -15,6 +15,12 @@ blocks, the flattened tokens → 128-d. GPU configuration: 13 frozen layers, wid
 the stem run on the device every step, flips. Both checkpoint every epoch to .fiqa-cache/train/
 and resume there when started again with the same configuration.
 
+The attention term ties the last block's mean logit to the teachers' recognisability of each
+view (--teachers: each one's cosine between the view and the centre of its person's other
+photos, standardised and averaged). The shipped student used sface alone; with
+--teachers sface,faceres FaceRes embeds the 112-px training crops resized to its 224 px once,
+cached in .fiqa-cache/train/ (12 min on 2 cores); that run is not yet measured.
+
 Writes the epoch log to benchmarks/results/vit_training_<config>.json and a plot to docs/img/.
 """
 

@@ -32,6 +32,8 @@ from fiqa.training.face_vit import (
     distill,
     stem_maps,
     teacher_recognisability,
+    teachers_recognisability,
+    view_embeddings,
 )
 from fiqa.verification import read_lfw_pairs
 
@@ -108,7 +110,7 @@ def test_targets_are_the_clean_views_of_each_photo(photo_views):
     assert cosine(targets[[first]].numpy(), targets[[other]].numpy())[0] < 0.9
 
 
-def test_teacher_recognisability_leaves_the_photo_itself_out(photo_views):
+def test_teacher_recognisability_leaves_the_photo_itself_out(tmp_path, photo_views):
     """Each view against the clean view of its person's other photo (two photos a person here):
     SFace's cosine, never the view's own clean photo; the trainer takes it as its target."""
     quality = teacher_recognisability(photo_views)
@@ -122,11 +124,42 @@ def test_teacher_recognisability_leaves_the_photo_itself_out(photo_views):
     assert (quality[photo_views.view == 0] < 0.99).all()  # not the photo against itself
     config = ViTConfig(dim=32, depth=1, heads=2, epochs=1, batch_size=6, holdout=0,
                        attention_target="teacher")
-    _, history = distill(photo_views, config, torch.device("cpu"), log=lambda row: None)
+    _, history = distill(photo_views, config, torch.device("cpu"), cache=tmp_path,
+                         log=lambda row: None)
     assert len(history) == 1 and np.isfinite(history[0]["loss"])
     with pytest.raises(ValueError, match="attention_target"):
         distill(photo_views, dataclasses.replace(config, attention_target="oracle"),
                 torch.device("cpu"))
+
+
+def test_second_teacher_reads_the_training_crops(tmp_path, photo_views, lfw_faceset):
+    """FaceRes embeds the 112-px training crops, resized to its 224 px, close to its own crops of
+    the photos; its recognisability ranks the degraded views below the clean ones, like SFace's;
+    the attention target standardises each teacher's and averages them. dlib's padded crop
+    cannot come from the training crops."""
+    rows = torch.from_numpy(np.array(view_embeddings(photo_views.crops, "faceres", tmp_path)))
+    assert rows.shape == (len(photo_views), 1024)
+    again = view_embeddings(photo_views.crops, "faceres", tmp_path)  # from the cache
+    np.testing.assert_array_equal(again, rows.half().numpy())
+    faceres = recognizer("faceres", "cpu")
+    clean = np.flatnonzero(photo_views.view == 0)
+    direct = faceres.embed(lfw_faceset.crops(photo_views.image[clean], faceres.crop_spec))
+    agreement = torch.nn.functional.cosine_similarity(rows[clean], direct, dim=1)
+    assert agreement.min() > 0.98, agreement
+    quality = {name: teacher_recognisability(photo_views, embeddings)
+               for name, embeddings in (("sface", None), ("faceres", rows))}
+    degraded = torch.from_numpy(photo_views.view > 0)
+    for values in quality.values():
+        assert values[degraded].mean() < values[~degraded].mean()
+
+    def standardised(x: torch.Tensor) -> torch.Tensor:
+        return (x - x.mean()) / x.std()
+
+    both = teachers_recognisability(photo_views, "sface,faceres", tmp_path)
+    torch.testing.assert_close(both, (standardised(quality["sface"])
+                                      + standardised(quality["faceres"])) / 2)
+    with pytest.raises(ValueError, match="ArcFace template"):
+        view_embeddings(photo_views.crops, "dlib", tmp_path)
 
 
 def test_distillation_learns_and_resumes(tmp_path, photo_views):

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from ..recognizers import recognizer
 from ..recognizers.face_vit import CROP_SPEC, FaceViT, ViTShape
 from ..recognizers.sface import SFaceStem
 from .photo_views import PhotoViews
@@ -51,10 +52,13 @@ class ViTConfig:
     precompute: bool = True  # stem maps computed once and cached; False: on device, with flips
     # Weight of the term tying the last block's mean attention logit (the ATTN-FIQA score) to a
     # per-view recognisability (1 − Pearson correlation over the batch), and which: "student",
-    # the student's own cosine to its target; "teacher", SFace's cosine between the view and the
-    # centre of its person's other photos (:func:`teacher_recognisability`).
+    # the student's own cosine to its target; "teacher", each of ``teachers``' cosine between the
+    # view and the centre of its person's other photos, standardised and averaged
+    # (:func:`teachers_recognisability`).
     attention_weight: float = 0.5
     attention_target: str = "teacher"
+    # comma-separated recognizers on the ArcFace template; "sface,faceres" adds FaceRes's
+    teachers: str = "sface"
     holdout: int = 300  # identities kept out of training, to report the cosine on
     seed: int = 0
 
@@ -66,10 +70,15 @@ class ViTConfig:
 
 def clean_embeddings(views: PhotoViews) -> torch.Tensor:
     """V×128: for every view, SFace's unit embedding of the clean view of its photo."""
+    return F.normalize(views.embeddings, dim=1)[torch.from_numpy(_clean_rows(views))]
+
+
+def _clean_rows(views: PhotoViews) -> np.ndarray:
+    """V indices: for every view, the row of the clean view of its photo."""
     clean = np.flatnonzero(views.view == 0)
     row_of_image = np.full(len(views.images), -1)
     row_of_image[views.image[clean]] = clean
-    return F.normalize(views.embeddings, dim=1)[torch.from_numpy(row_of_image[views.image])]
+    return row_of_image[views.image]
 
 
 def clean_targets(views: PhotoViews) -> torch.Tensor:
@@ -79,46 +88,96 @@ def clean_targets(views: PhotoViews) -> torch.Tensor:
     return F.normalize(embeddings - embeddings.mean(0), dim=1)
 
 
-def teacher_recognisability(views: PhotoViews) -> torch.Tensor:
-    """V cosines between SFace's unit embedding of each view and the mean unit embedding of the
-    clean views of the *other* photos of its person (NaN for a person of one photo): how well
-    the teacher recognises the view, with no quality label and without the view's own photo."""
-    unit = F.normalize(views.embeddings, dim=1)
+def teacher_recognisability(views: PhotoViews, embeddings: torch.Tensor | None = None
+                            ) -> torch.Tensor:
+    """V cosines between a teacher's unit embedding of each view and the mean unit embedding of
+    the clean views of the *other* photos of its person (NaN for a person of one photo): how well
+    the teacher recognises the view, with no quality label and without the view's own photo.
+    embeddings: the teacher's V×D embeddings of the views; SFace's (``views.embeddings``) when
+    None."""
+    unit = F.normalize(views.embeddings if embeddings is None else embeddings.float(), dim=1)
     clean = torch.from_numpy(views.view == 0)
     labels = torch.from_numpy(views.labels)
     sums = torch.zeros(len(views.identities), unit.shape[1]).index_add_(0, labels[clean],
                                                                        unit[clean])
     counts = torch.bincount(labels[clean], minlength=len(views.identities))
-    others = sums[labels] - clean_embeddings(views)  # this photo's clean view taken out
+    own_clean = torch.from_numpy(_clean_rows(views))
+    others = sums[labels] - unit[own_clean]  # this photo's clean view taken out
     cosine = F.cosine_similarity(unit, others, dim=1)
     return torch.where(counts[labels] > 1, cosine, torch.nan)
+
+
+def teachers_recognisability(views: PhotoViews, teachers: str, cache: str | Path,
+                             device: str | torch.device = "cpu") -> torch.Tensor:
+    """V values: the mean over the comma-separated recognizers ``teachers`` of each one's
+    :func:`teacher_recognisability`, standardised over the views (NaN for a person of one
+    photo). SFace's reads the views' embeddings; the others' embed the crops
+    (:func:`view_embeddings`, cached in ``cache``)."""
+    parts = []
+    for name in teachers.split(","):
+        embeddings = None if name == "sface" else torch.from_numpy(
+            np.array(view_embeddings(views.crops, name, cache, device), dtype=np.float32))
+        cosine = teacher_recognisability(views, embeddings)
+        known = cosine[~cosine.isnan()]
+        parts.append((cosine - known.mean()) / known.std())
+    return torch.stack(parts).mean(0)
 
 
 def stem_maps(crops: torch.Tensor, stem: SFaceStem, cache: str | Path,
               batch: int = 128) -> np.ndarray:
     """V×C×G×G float16 stem outputs of V×3×112×112 uint8 ``crops``, in a memory-mapped file in
     folder ``cache`` keyed by the crops and the stem; a stopped run resumes where it was."""
+    side = crops.shape[-1] // stem.stride
+    device = next(stem.parameters()).device
+    return _cached_rows(crops, "vit-stem", repr(stem), (stem.channels, side, side),
+                        lambda part: stem(CROP_SPEC.normalize(part.to(device))), cache, batch)
+
+
+def view_embeddings(crops: torch.Tensor, teacher: str, cache: str | Path,
+                    device: str | torch.device = "cpu", batch: int = 128) -> np.ndarray:
+    """V×D float16 embeddings by recognizer ``teacher`` (bf16) of V×3×112×112 uint8 ``crops``
+    aligned to the ArcFace template (SFace's crops), resized to the recognizer's crop size;
+    cached and resumable like :func:`stem_maps`. Raises ValueError for a recognizer whose crop
+    is not the ArcFace template without padding (dlib's)."""
+    model = recognizer(teacher, device, precision="bf16")
+    spec = model.crop_spec
+    if spec.template != CROP_SPEC.template or spec.padding:
+        raise ValueError(f"{teacher}'s crop is not the ArcFace template of the training crops")
+
+    def embed(part: torch.Tensor) -> torch.Tensor:
+        if spec.size != part.shape[-1]:
+            part = F.interpolate(part.float(), size=spec.size, mode="bilinear",
+                                 align_corners=False).round().clamp(0, 255).to(torch.uint8)
+        return model.embed(part)
+
+    return _cached_rows(crops, f"{teacher}-embeddings", repr(model), (model.dim,), embed, cache,
+                        batch)
+
+
+def _cached_rows(crops: torch.Tensor, name: str, model: str, shape: tuple[int, ...],
+                 compute: Callable[[torch.Tensor], torch.Tensor], cache: str | Path,
+                 batch: int) -> np.ndarray:
+    """V×``shape`` float16 rows ``compute(crops[i:i + batch])`` in a memory-mapped file
+    ``<cache>/<name>-<key>.npy``, the key hashing the crops and ``model`` (a description of what
+    computes them), written as they go; a stopped run resumes where it was."""
     digest = hashlib.sha1(crops.contiguous().numpy())  # hashed in place, no copy of the crops
-    digest.update(repr(stem).encode())
+    digest.update(model.encode())
     key = digest.hexdigest()[:10]
     folder = Path(cache)
     folder.mkdir(parents=True, exist_ok=True)
-    path, done = folder / f"vit-stem-{key}.npy", folder / f"vit-stem-{key}.done"
-    side = crops.shape[-1] // stem.stride
-    device = next(stem.parameters()).device
+    path, done = folder / f"{name}-{key}.npy", folder / f"{name}-{key}.done"
     start = int(done.read_text()) if done.is_file() else 0
     if start >= len(crops) and path.is_file():
         return np.load(path, mmap_mode="r")
-    maps = np.lib.format.open_memmap(path, mode="r+" if start else "w+", dtype=np.float16,
-                                     shape=(len(crops), stem.channels, side, side))
+    rows = np.lib.format.open_memmap(path, mode="r+" if start else "w+", dtype=np.float16,
+                                     shape=(len(crops), *shape))
     with torch.inference_mode():
         for first in range(start, len(crops), batch):
-            part = CROP_SPEC.normalize(crops[first:first + batch].to(device))
-            maps[first:first + batch] = stem(part).half().cpu().numpy()
+            rows[first:first + batch] = compute(crops[first:first + batch]).half().cpu().numpy()
             if (first // batch) % 16 == 15 or first + batch >= len(crops):
-                maps.flush()
+                rows.flush()
                 done.write_text(str(min(first + batch, len(crops))))
-    del maps
+    del rows
     return np.load(path, mmap_mode="r")
 
 
@@ -137,7 +196,7 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
                          f"{config.attention_target!r}")
     torch.manual_seed(config.seed)
     targets = clean_targets(views).to(device)
-    recognisability = (teacher_recognisability(views).to(device)
+    recognisability = (teachers_recognisability(views, config.teachers, cache, device).to(device)
                        if config.attention_target == "teacher" else None)
     model = FaceViT(config.shape(targets.shape[1]))
     model.stem.load_state_dict(SFaceStem.pretrained(config.stem_layers).state_dict())
