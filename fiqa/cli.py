@@ -61,8 +61,8 @@ DecodeProcesses = Annotated[bool, typer.Option(
     "than one process decodes (local engine only).")]
 Precision = Annotated[str, typer.Option(
     help="fp32, or bf16/fp16 autocast of the models (the detector stays fp32): for GPUs, and for "
-    "CPUs with bf16 units (AMX); parity in docs/benchmarks.md (faceres needs fp16, "
-    "docs/recognizers.md).")]
+    "CPUs with bf16 units (AMX; elsewhere emulated and slower, with a warning); parity in "
+    "docs/benchmarks.md (faceres needs fp16, docs/recognizers.md).")]
 Aligned = Annotated[bool, typer.Option(
     help="Inputs are already 112×112-template aligned crops: skip detection.")]
 AllFaces = Annotated[bool, typer.Option(help="Every face found, not just one.")]
@@ -328,6 +328,7 @@ def evaluate(
         pairs, missing, dropped = _comparisons(data, protocol, impostors, seed)
         scorer = Scorer(estimator_names, recognizer_names, device, batch_size,
                         detector=detector, face=face, precision=precision)
+        _warn_if_emulated(scorer.device, precision)
         # before the features, so that a recognizer without a head fails at once
         discrepancies = ({} if alignment is None else
                          {name: discrepancy_model(alignment, name, cohort)
@@ -755,6 +756,15 @@ def _fail(error: Exception | str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _warn_if_emulated(device, precision: str) -> None:
+    """A warning where --precision has no native arithmetic on this CPU (slower than fp32)."""
+    from .device import emulated_precision
+
+    if emulated_precision(device, precision):
+        _warn(f"this CPU has no native {precision} arithmetic: --precision {precision} runs "
+              f"emulated, several times slower than fp32 (use --precision fp32 here)")
+
+
 def _warn(message: str) -> None:
     """One unwrapped ``warning:`` line; the run goes on."""
     console.print(Text("warning: ", style="yellow") + Text(message), soft_wrap=True)
@@ -780,6 +790,7 @@ def _run(inputs: list[str], output: str, resume: bool, overwrite: bool, workers:
     try:
         paths = expand_inputs(inputs)
         scorer = make_scorer()
+        _warn_if_emulated(scorer.device, scorer.precision)
         table = ResultTable(output, scorer.columns, resume=resume, overwrite=overwrite)
     except (OSError, OutputLocked, ValueError) as error:
         _fail(error)

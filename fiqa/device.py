@@ -34,3 +34,15 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda" and tensor.device.type == "cpu":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor.to(device)
+
+
+def emulated_precision(device: torch.device, precision: str) -> bool:
+    """Whether autocast ``precision`` (``bf16``, ``fp16``) has no native arithmetic on ``device``:
+    a CPU without bf16 (AVX-512 or AMX) or fp16 (AMX-FP16) support in oneDNN, where it runs
+    several times slower than fp32 (9× for FaceRes in bf16 on an AVX2 CPU, docs/benchmarks.md).
+    False for fp32 and for accelerators."""
+    if device.type != "cpu" or precision == "fp32":
+        return False
+    if precision == "bf16":
+        return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return not torch.ops.mkldnn._is_mkldnn_fp16_supported()

@@ -78,7 +78,7 @@ class Scorer:
     ) -> None:
         if face not in FACE_CHOICES:
             raise ValueError(f"face must be one of {', '.join(FACE_CHOICES)}, got {face!r}")
-        self.device = resolve_device(device)
+        self.device, self.precision = resolve_device(device), precision
         self.estimators = [e if isinstance(e, QualityEstimator)
                            else create(e, self.device, precision=precision) for e in estimators]
         self.recognizers = [r if isinstance(r, Recognizer)

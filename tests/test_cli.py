@@ -65,6 +65,24 @@ def test_existing_output_is_protected_and_parquet_works(tmp_path, lfw_paths):
     assert not (tmp_path / "q.parquet.partial.csv").exists()
 
 
+def test_precision_without_native_arithmetic_is_warned_of(tmp_path, lfw_paths):
+    import torch
+
+    from fiqa.device import emulated_precision
+
+    emulated = emulated_precision(torch.device("cpu"), "bf16")
+    fast = score(str(lfw_paths[0]), "-m", "sface-norm", "-o", str(tmp_path / "a.csv"))
+    slow = score(str(lfw_paths[0]), "-m", "sface-norm", "--precision", "bf16",
+                 "-o", str(tmp_path / "b.csv"))
+    assert fast.exit_code == slow.exit_code == 0
+    assert "emulated" not in fast.output
+    assert ("no native bf16 arithmetic" in slow.output) == emulated
+    assert not emulated_precision(torch.device("cuda"), "bf16")  # accelerators are not judged
+    # the emulated run still gives the fp32 score, within bf16's rounding
+    a, b = read_table(tmp_path / "a.csv"), read_table(tmp_path / "b.csv")
+    assert np.isclose(a["sface-norm"][0], b["sface-norm"][0], rtol=0.02)
+
+
 def test_aligned_and_all_faces(tmp_path, lfw_paths):
     crop_dir = tmp_path / "crops"
     crop_dir.mkdir()

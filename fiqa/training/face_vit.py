@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from ..device import emulated_precision, resolve_device
 from ..recognizers import recognizer
 from ..recognizers.face_vit import CROP_SPEC, FaceViT, ViTShape
 from ..recognizers.sface import SFaceStem
@@ -135,11 +136,13 @@ def stem_maps(crops: torch.Tensor, stem: SFaceStem, cache: str | Path,
 
 def view_embeddings(crops: torch.Tensor, teacher: str, cache: str | Path,
                     device: str | torch.device = "cpu", batch: int = 128) -> np.ndarray:
-    """V×D float16 embeddings by recognizer ``teacher`` (bf16) of V×3×112×112 uint8 ``crops``
-    aligned to the ArcFace template (SFace's crops), resized to the recognizer's crop size;
-    cached and resumable like :func:`stem_maps`. Raises ValueError for a recognizer whose crop
-    is not the ArcFace template without padding (dlib's)."""
-    model = recognizer(teacher, device, precision="bf16")
+    """V×D float16 embeddings by recognizer ``teacher`` of V×3×112×112 uint8 ``crops`` aligned
+    to the ArcFace template (SFace's crops), resized to the recognizer's crop size; in bf16
+    where the device has it natively, else fp32; cached and resumable like :func:`stem_maps`.
+    Raises ValueError for a recognizer whose crop is not the ArcFace template without padding
+    (dlib's)."""
+    device = resolve_device(device)
+    model = recognizer(teacher, device, "fp32" if emulated_precision(device, "bf16") else "bf16")
     spec = model.crop_spec
     if spec.template != CROP_SPEC.template or spec.padding:
         raise ValueError(f"{teacher}'s crop is not the ArcFace template of the training crops")
