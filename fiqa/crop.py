@@ -62,6 +62,17 @@ class CropSpec:
 DEFAULT_CROP = CropSpec()
 
 
+def to_uint8(pixels: torch.Tensor) -> torch.Tensor:
+    """Float pixels in 0–255 (any shape) rounded and clamped to uint8; rounds in place."""
+    return pixels.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def resize_crops(crops: torch.Tensor, size: int) -> torch.Tensor:
+    """N×3×size×size uint8: N×3×H×W crops (uint8, or float in 0–255) resized bilinearly."""
+    return to_uint8(F.interpolate(crops.float(), size=(size, size), mode="bilinear",
+                                  align_corners=False))
+
+
 def check_crops(crops: torch.Tensor, spec: CropSpec, user: str) -> None:
     """ValueError naming ``user`` unless ``crops`` is N×3×size×size uint8 for ``spec``."""
     expected = (3, spec.size, spec.size)
@@ -136,7 +147,7 @@ def align_faces(images: list[torch.Tensor], landmarks: np.ndarray,
     batch = sources[0].new_zeros(len(sources), 3, canvas, canvas)
     for slot, source in enumerate(sources):
         batch[slot, :, : source.shape[1], : source.shape[2]] = source
-    return _warp(batch, np.stack(warps), spec.size).round_().clamp_(0, 255).to(torch.uint8)
+    return to_uint8(_warp(batch, np.stack(warps), spec.size))
 
 
 def _footprint(matrix: np.ndarray, size: int, shape: tuple[int, int], shrink: int

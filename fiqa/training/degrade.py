@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..crop import resize_crops, to_uint8
+
 Rng = np.random.Generator | None  # randomness of noise, occlusion and shadow placement
 
 
@@ -38,7 +40,7 @@ def blur(crops: torch.Tensor, level: float, rng: Rng = None) -> torch.Tensor:
     padded = F.pad(crops.float(), (radius, radius, radius, radius), mode="replicate")
     out = F.conv2d(F.conv2d(padded, kernel.view(3, 1, 1, -1), groups=3),
                    kernel.view(3, 1, -1, 1), groups=3)
-    return _to_uint8(out)
+    return to_uint8(out)
 
 
 def resolution(crops: torch.Tensor, level: float,
@@ -48,14 +50,14 @@ def resolution(crops: torch.Tensor, level: float,
     if side >= size:
         return crops.clone()
     small = F.interpolate(crops.float(), size=(side, side), mode="area")
-    return _to_uint8(F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False))
+    return resize_crops(small, size)
 
 
 def noise(crops: torch.Tensor, level: float, rng: Rng = None) -> torch.Tensor:
     rng = rng or np.random.default_rng()
     sigma = 50.0 * level
     values = torch.from_numpy(rng.standard_normal(crops.shape, dtype=np.float32)).to(crops.device)
-    return _to_uint8(crops.float() + sigma * values)
+    return to_uint8(crops.float() + sigma * values)
 
 
 def jpeg(crops: torch.Tensor, level: float, rng: Rng = None) -> torch.Tensor:
@@ -96,11 +98,7 @@ def dark(crops: torch.Tensor, level: float, rng: Rng = None) -> torch.Tensor:
     ramp = torch.where(flip, ramp.flip(-1), ramp)  # shadow from the left or the right
     shadow = 1 - 0.7 * level * ramp
     x = (crops.float() / 255) ** (1 + 1.5 * level) * (1 - 0.9 * level) * shadow
-    return _to_uint8(x * 255)
-
-
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return x.round_().clamp_(0, 255).to(torch.uint8)
+    return to_uint8(x * 255)
 
 
 DEGRADATIONS: dict[str, Callable[..., torch.Tensor]] = {

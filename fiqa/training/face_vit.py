@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from ..crop import resize_crops
 from ..device import emulated_precision, resolve_device
 from ..recognizers import recognizer
 from ..recognizers.face_vit import CROP_SPEC, FaceViT, ViTShape
@@ -149,8 +150,7 @@ def view_embeddings(crops: torch.Tensor, teacher: str, cache: str | Path,
 
     def embed(part: torch.Tensor) -> torch.Tensor:
         if spec.size != part.shape[-1]:
-            part = F.interpolate(part.float(), size=spec.size, mode="bilinear",
-                                 align_corners=False).round().clamp(0, 255).to(torch.uint8)
+            part = resize_crops(part, spec.size)
         return model.embed(part)
 
     return _cached_rows(crops, f"{teacher}-embeddings", repr(model), (model.dim,), embed, cache,
