@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from fiqa.cli import app
 from fiqa.evaluation.features import FeatureCache, compute_features, embedding_column
-from fiqa.evaluation.protocols import folder_pairs, pair_lists
+from fiqa.evaluation.protocols import folder_pairs, impostor_pairs, pair_lists
 from fiqa.evaluation.report import evaluate
 from fiqa.pipeline import Scorer
 
@@ -33,6 +33,19 @@ def test_folder_pairs_and_pair_lists(tmp_path):
     lists = pair_lists(tmp_path / "same.txt", tmp_path / "diff.txt")
     assert lists["same"].tolist() == [True, False]
     assert lists["identity_b"].tolist() == ["a", "b"]
+
+
+def test_impostor_pairs_are_uniform_over_all_images():
+    labels = np.repeat(np.arange(1000), 8)
+    pairs = impostor_pairs(labels, 100_000, seed=2)
+    assert pairs.shape == (100_000, 2) and (pairs[:, 0] < pairs[:, 1]).all()
+    assert (labels[pairs[:, 0]] != labels[pairs[:, 1]]).all()
+    assert len(np.unique(pairs, axis=0)) == len(pairs)
+    # the smaller index of a uniform pair has mean N/3 and reaches the end of the list
+    assert abs(pairs[:, 0].mean() / len(labels) - 1 / 3) < 0.01
+    assert pairs[:, 0].max() > 0.99 * len(labels)
+    assert np.array_equal(pairs, impostor_pairs(labels, 100_000, seed=2))
+    assert len(impostor_pairs(np.array([0, 0, 1, 2]), 10**6)) == 2 + 2 + 1
 
 
 def test_feature_cache_reuses_results(tmp_path, lfw_paths):

@@ -52,16 +52,7 @@ def folder_pairs(folder: str | Path, impostors: int = 100_000, seed: int = 0) ->
                for a, b in itertools.combinations(images, 2)]
     paths = np.array([p for images in people.values() for p in images])
     owner = np.array([name for name, images in people.items() for _ in images])
-    rng = np.random.default_rng(seed)
-    chosen: set[tuple[int, int]] = set()
-    possible = (len(paths) ** 2 - sum(len(v) ** 2 for v in people.values())) // 2
-    target = min(impostors, possible)
-    while len(chosen) < target:
-        a, b = rng.integers(len(paths), size=(2, 2 * (target - len(chosen)) + 16))
-        for i, j in zip(a, b, strict=True):
-            if owner[i] != owner[j] and len(chosen) < target:
-                chosen.add((min(i, j), max(i, j)))
-    impostor = [(paths[i], paths[j], False) for i, j in sorted(chosen)]
+    impostor = [(paths[i], paths[j], False) for i, j in impostor_pairs(owner, impostors, seed)]
     pairs = pd.DataFrame(genuine + impostor, columns=["path_a", "path_b", "same"])
     return _with_identities(pairs)
 
@@ -75,6 +66,23 @@ def genuine_pairs(labels: np.ndarray) -> np.ndarray:
         a, b = np.triu_indices(len(members), 1)
         pairs.append(np.stack([members[a], members[b]], axis=1))
     return np.concatenate(pairs) if pairs else np.zeros((0, 2), int)
+
+
+def impostor_pairs(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` seeded distinct pairs of images with different labels (fewer if fewer exist):
+    K×2 indices, a < b, sorted. Pairs are kept in the order drawn, so every pair of different
+    labels is equally likely to be chosen."""
+    labels = np.asarray(labels)
+    _, sizes = np.unique(labels, return_counts=True)
+    target = min(count, (len(labels) ** 2 - int((sizes ** 2).sum())) // 2)
+    rng = np.random.default_rng(seed)
+    chosen: dict[tuple[int, int], None] = {}
+    while len(chosen) < target:
+        a, b = rng.integers(len(labels), size=(2, 2 * (target - len(chosen)) + 16))
+        keep = labels[a] != labels[b]
+        drawn = zip(np.minimum(a, b)[keep].tolist(), np.maximum(a, b)[keep].tolist(), strict=True)
+        chosen.update(dict.fromkeys(drawn))
+    return np.array(sorted(itertools.islice(chosen, target)), int).reshape(-1, 2)
 
 
 def pair_paths(pairs: pd.DataFrame) -> list[str]:
