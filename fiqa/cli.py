@@ -328,7 +328,7 @@ def evaluate(
         pairs, missing, dropped = _comparisons(data, protocol, impostors, seed)
         scorer = Scorer(estimator_names, recognizer_names, device, batch_size,
                         detector=detector, face=face, precision=precision)
-        _warn_if_emulated(scorer.device, precision)
+        _warn_if_emulated(scorer)
         # before the features, so that a recognizer without a head fails at once
         discrepancies = ({} if alignment is None else
                          {name: discrepancy_model(alignment, name, cohort)
@@ -756,13 +756,15 @@ def _fail(error: Exception | str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _warn_if_emulated(device, precision: str) -> None:
-    """A warning where --precision has no native arithmetic on this CPU (slower than fp32)."""
+def _warn_if_emulated(scorer: Scorer) -> None:
+    """A warning where the scorer's precision has no native arithmetic on its CPU (slower than
+    fp32)."""
     from .device import emulated_precision
 
-    if emulated_precision(device, precision):
-        _warn(f"this CPU has no native {precision} arithmetic: --precision {precision} runs "
-              f"emulated, several times slower than fp32 (use --precision fp32 here)")
+    if emulated_precision(scorer.device, scorer.precision):
+        _warn(f"this CPU has no native {scorer.precision} arithmetic: --precision "
+              f"{scorer.precision} runs emulated, several times slower than fp32 (use "
+              f"--precision fp32 here)")
 
 
 def _warn(message: str) -> None:
@@ -790,7 +792,7 @@ def _run(inputs: list[str], output: str, resume: bool, overwrite: bool, workers:
     try:
         paths = expand_inputs(inputs)
         scorer = make_scorer()
-        _warn_if_emulated(scorer.device, scorer.precision)
+        _warn_if_emulated(scorer)
         table = ResultTable(output, scorer.columns, resume=resume, overwrite=overwrite)
     except (OSError, OutputLocked, ValueError) as error:
         _fail(error)
