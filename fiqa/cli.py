@@ -826,7 +826,10 @@ def _run_on_ray(inputs: list[str], output: str, resume: bool, overwrite: bool, w
         ray_engine.require_ray()
         paths = ray_engine.list_inputs(inputs)
         # names and weights checked here, once, on the CPU, rather than failing in each actor
-        columns = make_scorer("cpu").columns
+        checked = make_scorer("cpu")
+        if engine.address is None and not engine.gpus_per_actor:  # actors on this machine's CPUs
+            _warn_if_emulated(checked)
+        columns = checked.columns
         folder = ray_engine.ShardFolder(output, columns, resume=resume, overwrite=overwrite)
     except (ImportError, OSError, OutputLocked, ValueError) as error:
         _fail(error)

@@ -104,3 +104,21 @@ def test_uris_are_listed_and_read_and_bad_outputs_refused(bad_inputs: Path, tmp_
     (stranger / "notes.txt").write_text("mine")
     mixed = runner.invoke(app, ["score", str(bad_inputs), *RAY, "-o", str(stranger)])
     assert mixed.exit_code == 2 and "notes.txt" in mixed.output
+
+
+def test_actors_on_this_cpu_are_warned_of_emulated_precision(lfw_paths: list[Path],
+                                                              tmp_path: Path, local_ray,
+                                                              monkeypatch):
+    import fiqa.device
+
+    # as on a CPU without bf16 units (the detection itself: tests/test_cli.py)
+    monkeypatch.setattr(fiqa.device, "emulated_precision", lambda device, precision:
+                        device.type == "cpu" and precision == "bf16")
+    args = ["score", str(lfw_paths[0]), *RAY, "-m", "sface-norm"]
+    here = runner.invoke(app, [*args, "--precision", "bf16", "-o", str(tmp_path / "a.parquet")])
+    assert here.exit_code == 0, here.output
+    assert "no native bf16 arithmetic" in here.output
+    remote = runner.invoke(app, [*args, "--precision", "bf16", "--address", "auto",
+                                 "-o", str(tmp_path / "b.parquet")])
+    assert remote.exit_code == 0, remote.output
+    assert "emulated" not in remote.output  # a cluster's CPUs are not this machine's
