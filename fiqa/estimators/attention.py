@@ -39,7 +39,7 @@ class AttentionQuality(QualityEstimator):
     name = "attention"
     description = "ATTN-FIQA: mean last-block attention logit of our face ViT (no quality labels)"
     crop_spec = CROP_SPEC
-    score_range = (-1.49, 0.37)  # 1st–99th pct of 2,000 training views (clean median −0.03)
+    score_range = (-2.30, 0.25)  # 1st–99th pct of 2,000 training views (clean median −0.20)
     weights = FaceViTRecognizer.weights
 
     backbone = "vit"  # ours reads the shared pass (FaceViTTrunk); another model runs its own

@@ -59,8 +59,9 @@ class ViTConfig:
     # (:func:`teachers_recognisability`).
     attention_weight: float = 0.5
     attention_target: str = "teacher"
-    # comma-separated recognizers on the ArcFace template; "sface,faceres" adds FaceRes's
-    teachers: str = "sface"
+    # comma-separated recognizers whose recognisability the attention term learns (averaged);
+    # FaceRes as the second judge moved the score most against recognizers other than SFace
+    teachers: str = "sface,faceres"
     holdout: int = 300  # identities kept out of training, to report the cosine on
     seed: int = 0
 
