@@ -61,7 +61,8 @@ DecodeProcesses = Annotated[bool, typer.Option(
     "than one process decodes (local engine only).")]
 Precision = Annotated[str, typer.Option(
     help="fp32, or bf16/fp16 autocast of the models (the detector stays fp32): for GPUs, and for "
-    "CPUs with bf16 units (AMX; elsewhere emulated and slower, with a warning); parity in "
+    "CPUs with bf16 units (AVX-512 or AMX; elsewhere emulated and slower, with a warning, "
+    "except on a Ray cluster's actors); parity in "
     "docs/benchmarks.md (faceres needs fp16, docs/recognizers.md).")]
 Aligned = Annotated[bool, typer.Option(
     help="Inputs are already 112×112-template aligned crops: skip detection.")]

@@ -112,7 +112,7 @@ def test_targets_are_the_clean_views_of_each_photo(photo_views):
 
 def test_teacher_recognisability_leaves_the_photo_itself_out(tmp_path, photo_views):
     """Each view against the clean view of its person's other photo (two photos a person here):
-    SFace's cosine, never the view's own clean photo; the trainer takes it as its target."""
+    SFace's cosine, never the view's own clean photo; the trainer averages it with FaceRes's."""
     quality = teacher_recognisability(photo_views)
     unit = torch.nn.functional.normalize(photo_views.embeddings, dim=1)
     labels = photo_views.labels
@@ -185,7 +185,8 @@ def test_distillation_learns_and_resumes(tmp_path, photo_views):
     torch.testing.assert_close(torch.from_numpy(np.array(maps[:4])).float(), direct, atol=0.05,
                                rtol=0.01)
     on_device = dataclasses.replace(config, precompute=False, epochs=1)
-    _, history = distill(photo_views, on_device, torch.device("cpu"), log=lambda row: None)
+    _, history = distill(photo_views, on_device, torch.device("cpu"), cache=tmp_path,
+                         log=lambda row: None)
     assert len(history) == 1 and 0 < history[0]["cosine"] < 1
     bare = dataclasses.replace(photo_views, crops=None)
     with pytest.raises(ValueError, match="crops=True"):

@@ -3,10 +3,10 @@
 A recognition ViT aligns queries and keys strongly where it can read a face, weakly where it
 cannot. The score is the mean, over heads and over all token pairs, of the last block's
 pre-softmax logits q·kᵀ/√d_head: one forward pass, no quality labels (our ViT's training ties
-this score to its own per-view recognisability, since distillation alone left it inverted:
-``docs/attention.md``). The per-patch map (each patch's mean logit as a query, over heads and
-keys) averages to the score and shows where a face is poor (:meth:`AttentionQuality.explain`,
-``fiqa explain``).
+this score to its teachers', SFace's and FaceRes's, recognisability of each view, since
+distillation alone left it inverted: ``docs/attention.md``). The per-patch map (each patch's
+mean logit as a query, over heads and keys) averages to the score and shows where a face is poor
+(:meth:`AttentionQuality.explain`, ``fiqa explain``).
 """
 
 from __future__ import annotations

@@ -201,7 +201,8 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
     torch.manual_seed(config.seed)
     targets = clean_targets(views).to(device)
     recognisability = (teachers_recognisability(views, config.teachers, cache, device).to(device)
-                       if config.attention_target == "teacher" else None)
+                       if config.attention_target == "teacher" and config.attention_weight
+                       else None)  # no attention term: no teacher embeddings to compute
     model = FaceViT(config.shape(targets.shape[1]))
     model.stem.load_state_dict(SFaceStem.pretrained(config.stem_layers).state_dict())
     model = model.to(device)
