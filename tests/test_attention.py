@@ -47,6 +47,7 @@ def test_fused_and_explicit_attention_agree():
     with torch.no_grad():
         fused = model(x)
         explicit, logits = model.forward_with_logits(x)
+        _, mean = model.encode(model.stem(x), "mean")  # from the mean query and key
         block = model.blocks[-1]
         tokens = model.patches(model.stem(x)).flatten(2).transpose(1, 2)
         tokens = model.blocks[0](tokens + model.position)[0]
@@ -54,6 +55,9 @@ def test_fused_and_explicit_attention_agree():
     assert logits.shape == (3, 2, 196, 196)
     torch.testing.assert_close(explicit, fused, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(logits, q @ k.transpose(-2, -1) / 4, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(mean, logits.mean((1, 2, 3)), atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="keep must be"):
+        model.encode(model.stem(x), "all")
 
 
 def test_a_users_own_vit_round_trips_and_scores(tmp_path, lfw_faceset):

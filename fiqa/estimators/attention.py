@@ -69,7 +69,8 @@ class AttentionQuality(QualityEstimator):
                             self.device, self.precision)
 
     def network_score(self, crops: torch.Tensor) -> torch.Tensor:
-        return self.logits(crops).mean((1, 2, 3))
+        return run_on_crops(lambda x: self.model.forward_with_score(x)[1], self.crop_spec, crops,
+                            self.device, self.precision)
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         return {"score": self.network_score(crops).cpu().numpy()}

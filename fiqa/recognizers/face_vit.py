@@ -9,8 +9,9 @@ averaged.
 
 Trained here by ``scripts/train_vit.py``, distilling SFace on photos degraded as whole photographs
 (``docs/attention.md``). Every block uses fused attention (``scaled_dot_product_attention``)
-except the last when its pre-softmax logits are asked for (:meth:`FaceViT.forward_with_logits`),
-which the ``attention`` estimator (ATTN-FIQA) reads.
+except the last when all its pre-softmax logits are asked for (:meth:`FaceViT.forward_with_logits`,
+the ``attention`` estimator's maps); their mean, the ATTN-FIQA score, comes exactly from the mean
+query and key, without them.
 
 Any :class:`FaceViT` of another size (``ViTShape``) saved with :func:`save_face_vit` loads with
 :func:`load_face_vit` and works with the estimator and as a recognizer.
@@ -22,6 +23,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +39,7 @@ from .base import Recognizer
 from .sface import STEM_LAYERS, SFaceStem
 
 CROP_SPEC = CropSpec(mean=(127.5, 127.5, 127.5), std=(128.0, 128.0, 128.0))
+Kept = Literal["logits", "mean"] | None  # what Block.forward returns of the pre-softmax logits
 
 
 @dataclass(frozen=True)
@@ -84,22 +87,29 @@ class Block(nn.Module):
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor, keep_logits: bool = False
+    def forward(self, x: torch.Tensor, keep: Kept = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Tokens N×T×dim → (tokens, N×heads×T×T pre-softmax logits q·kᵀ/√d_head or None).
+        """Tokens N×T×dim → (tokens, what ``keep`` asks of the pre-softmax logits q·kᵀ/√d_head).
 
-        With ``keep_logits`` the attention is computed explicitly (same result, more memory)."""
+        keep: ``"logits"``, all of them, N×heads×T×T (the attention is then computed explicitly:
+        same result, more memory); ``"mean"``, their mean over heads and token pairs, N (exact
+        from the mean query and key, since the mean of qᵢ·kⱼ over i, j is q̄·k̄; fused attention);
+        None, nothing."""
         n, t, dim = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(n, t, 3, self.heads, dim // self.heads).permute(
             2, 0, 3, 1, 4)
-        logits = None
-        if keep_logits:
-            logits = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
-            mixed = logits.softmax(-1) @ v
+        kept, scale = None, q.shape[-1] ** -0.5
+        if keep == "logits":
+            kept = q @ k.transpose(-2, -1) * scale
+            mixed = kept.softmax(-1) @ v
         else:
+            if keep == "mean":
+                kept = (q.mean(2) * k.mean(2)).sum(-1).mean(1) * scale
+            elif keep is not None:
+                raise ValueError(f"keep must be 'logits', 'mean' or None, got {keep!r}")
             mixed = F.scaled_dot_product_attention(q, k, v)
         x = x + self.proj(mixed.transpose(1, 2).reshape(n, t, dim))
-        return x + self.mlp(self.norm2(x)), logits
+        return x + self.mlp(self.norm2(x)), kept
 
 
 class FaceViT(nn.Module):
@@ -128,24 +138,29 @@ class FaceViT(nn.Module):
         self.head = nn.Linear(shape.dim * (tokens if shape.flatten else 1), shape.embedding_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_logits(x, keep_logits=False)[0]
+        return self.encode(self.stem(x))[0]
 
-    def forward_with_logits(self, x: torch.Tensor, keep_logits: bool = True
-                            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward_with_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised input → (N×embedding_dim embeddings, the last block's pre-softmax logits
-        N×heads×T×T, tokens in row-major patch order; None without ``keep_logits``)."""
-        return self.encode(self.stem(x), keep_logits)
+        N×heads×T×T, tokens in row-major patch order)."""
+        return self.encode(self.stem(x), "logits")
 
-    def encode(self, maps: torch.Tensor, keep_logits: bool = False
+    def forward_with_score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised input → (N×embedding_dim embeddings, N ATTN-FIQA scores: the mean of the
+        last block's pre-softmax logits over heads and token pairs)."""
+        return self.encode(self.stem(x), "mean")
+
+    def encode(self, maps: torch.Tensor, keep: Kept = None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The stem's output N×C×G×G → what :meth:`forward_with_logits` returns (training on
-        stem maps computed once uses this)."""
+        """The stem's output N×C×G×G → (N×embedding_dim embeddings, what ``keep`` asks of the
+        last block's logits, as :meth:`Block.forward`); training on stem maps computed once
+        uses this."""
         tokens = self.patches(maps).flatten(2).transpose(1, 2) + self.position
         for block in self.blocks[:-1]:
             tokens = block(tokens)[0]
-        tokens, logits = self.blocks[-1](tokens, keep_logits)
+        tokens, kept = self.blocks[-1](tokens, keep)
         tokens = self.norm(tokens)
-        return self.head(tokens.flatten(1) if self.shape.flatten else tokens.mean(1)), logits
+        return self.head(tokens.flatten(1) if self.shape.flatten else tokens.mean(1)), kept
 
 
 def save_face_vit(model: FaceViT, path: str | Path) -> Path:
@@ -188,8 +203,8 @@ class FaceViTTrunk(Backbone):
         return net
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        embeddings, logits = self.net.encode(maps, keep_logits=True)
-        return torch.cat([embeddings, logits.mean((1, 2, 3))[:, None]], 1)
+        embeddings, score = self.net.encode(maps, "mean")
+        return torch.cat([embeddings, score[:, None]], 1)
 
 
 @register

@@ -239,8 +239,7 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
                 crops[turned] = crops[turned].flip(-1)
             with torch.no_grad():
                 stem = model.stem(CROP_SPEC.normalize(crops))
-        embeddings, logits = model.encode(stem, keep_logits=True)
-        return embeddings, logits.mean((1, 2, 3))
+        return model.encode(stem, "mean")
 
     for epoch in range(len(history), config.epochs):
         started, loss_sum, cosine_sum = time.monotonic(), 0.0, 0.0
