@@ -19,6 +19,7 @@ the same folder, in one run:
   already aligned and on the device (the bound the speed issue compares a GPU run with);
 * ``learned`` and ``magface`` again under each other ``--precisions`` (``_bf16``: autocast).
 
+The process retains freed memory as ``fiqa``'s commands do (``--system-allocator``: not).
 Each run is repeated ``--repeats`` times, interleaved, and reported by its median (single runs on
 the shared 2-core machine vary by ±15 %), with every run's seconds kept. Reported as faces/s, the
 ratios the speed issue asks for (learned / default, learned / reference, magface / its model-only
@@ -41,7 +42,7 @@ from PIL import Image
 
 import fiqa
 from fiqa import Scorer
-from fiqa.device import resolve_device
+from fiqa.device import resolve_device, retain_freed_memory
 from fiqa.imageio import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,11 +129,16 @@ def main() -> None:
                         help="precisions of the learned and magface runs (the default run and "
                         "the reference loop are fp32)")
     parser.add_argument("--workers", type=int, default=2, help="decoding threads or processes")
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="leave malloc as it is instead of retaining freed memory as fiqa's "
+                        "commands do (fiqa.device.retain_freed_memory); written to "
+                        "throughput_<device>_system_allocator.json")
     parser.add_argument("--folder", type=Path, default=ROOT / ".fiqa-cache" / "throughput",
                         help="where the mixed folder is written once; a machine without the data "
                         "(the GPU's) reads the photos already there")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    retained = not args.system_allocator and retain_freed_memory()
     paths = (mixed_folder(args.photos, args.folder) if DATA.is_dir()
              else sorted(args.folder.glob("*.jpg"))[:args.photos])
     sizes = [Image.open(p).size for p in paths]
@@ -141,6 +147,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "cpu": platform.processor() or platform.machine(), "threads": args.threads,
         "photos": len(paths), "sides_px": [min(min(s) for s in sizes), max(max(s) for s in sizes)],
+        "retained_freed_memory": retained,
     }
     precisions = args.precisions.split(",")
     scorers = {"default": Scorer(("baseline",), device=device)}
@@ -177,7 +184,8 @@ def main() -> None:
                 rate[name] / rate[f"magface_model_only_{precision}"], 3)
     result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(result, indent=1))
-    out = ROOT / "benchmarks" / "results" / f"throughput_{device.type}.json"
+    suffix = "_system_allocator" if args.system_allocator else ""
+    out = ROOT / "benchmarks" / "results" / f"throughput_{device.type}{suffix}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
 
 

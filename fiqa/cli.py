@@ -61,9 +61,9 @@ DecodeProcesses = Annotated[bool, typer.Option(
     "than one process decodes (local engine only).")]
 Precision = Annotated[str, typer.Option(
     help="fp32, or bf16/fp16 autocast of the models (the detector stays fp32): for GPUs, and for "
-    "CPUs with bf16 units (AVX-512 or AMX; elsewhere emulated and slower, with a warning, "
-    "except on a Ray cluster's actors); parity in "
-    "docs/benchmarks.md (faceres needs fp16, docs/recognizers.md).")]
+    "CPUs with bf16 instructions (AVX512-BF16 or AMX; elsewhere emulated and slower, with a "
+    "warning, except on a Ray cluster's actors); parity in docs/benchmarks.md (faceres needs "
+    "fp16, docs/recognizers.md).")]
 Aligned = Annotated[bool, typer.Option(
     help="Inputs are already 112×112-template aligned crops: skip detection.")]
 AllFaces = Annotated[bool, typer.Option(help="Every face found, not just one.")]
@@ -123,6 +123,9 @@ def main(version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print fiqa's version and exit.")
          ] = False) -> None:
     """Face image quality assessment: score how useful each face is for recognition."""
+    from .device import retain_freed_memory
+
+    retain_freed_memory()  # CPU passes reuse freed pages instead of faulting in new ones
 
 
 @app.command()

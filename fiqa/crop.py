@@ -49,6 +49,12 @@ class CropSpec:
         unit = np.asarray(self.template, dtype=np.float64) / self.template_size
         return (unit + self.padding) / (1 + 2 * self.padding) * self.size
 
+    @property
+    def geometry(self) -> tuple[int, tuple[tuple[float, float], ...], float, float]:
+        """What the aligned uint8 crops depend on (not channels, mean or std: :meth:`normalize`
+        applies those): specs of equal geometry share their crops."""
+        return self.size, self.template, self.template_size, self.padding
+
     def normalize(self, crops: torch.Tensor) -> torch.Tensor:
         """N×3×H×W uint8 RGB crops → float tensor in this spec's channel order and scale."""
         x = crops.float()
@@ -125,7 +131,7 @@ def align_faces(images: list[torch.Tensor], landmarks: np.ndarray,
                 spec: CropSpec = DEFAULT_CROP) -> torch.Tensor:
     """One face per image: ``images[i]`` (3×H×W uint8) at ``landmarks[i]`` (5×2) → N×3×S×S uint8,
     as :func:`align`. Each face is warped from the part of its image the crop samples (a large
-    photo is never converted whole), all faces in one batch (the images share a device)."""
+    photo is never converted whole; the images share a device)."""
     matrices = alignment_matrices(landmarks, spec)
     sources, warps = [], []
     for image, matrix in zip(images, matrices, strict=True):
@@ -140,14 +146,9 @@ def align_faces(images: list[torch.Tensor], landmarks: np.ndarray,
         to_image = np.array([[shrink, 0, left + offset], [0, shrink, top + offset], [0, 0, 1.0]])
         sources.append(region)
         warps.append(matrix @ to_image)
-    # Every region fits one canvas of a fixed side (a crop samples < 2·size (pooled) pixels a
-    # side, √2 more when turned, plus the margins), so a face's crop never depends on the others
-    # in the batch; the zeros beyond a region lie outside what its crop samples.
-    canvas = math.ceil(2 * math.sqrt(2) * spec.size) + 8
-    batch = sources[0].new_zeros(len(sources), 3, canvas, canvas)
-    for slot, source in enumerate(sources):
-        batch[slot, :, : source.shape[1], : source.shape[2]] = source
-    return to_uint8(_warp(batch, np.stack(warps), spec.size))
+    # Each face warps from its own region (beyond it lies only what is outside the photo: the
+    # zeros of grid_sample's padding), so its crop never depends on the others in the batch.
+    return to_uint8(_warp(sources, np.stack(warps), spec.size))
 
 
 def _footprint(matrix: np.ndarray, size: int, shape: tuple[int, int], shrink: int
@@ -168,16 +169,21 @@ def _footprint(matrix: np.ndarray, size: int, shape: tuple[int, int], shrink: in
     return top, max(top, min(bottom, height)), left, max(left, min(right, width))
 
 
-def _warp(source: torch.Tensor, matrices: np.ndarray, size: int) -> torch.Tensor:
-    """Bilinear warp of N×3×H×W ``source`` by image→crop ``matrices`` (N×2×3) into size×size."""
-    height, width = source.shape[-2:]
+def _warp(sources: list[torch.Tensor], matrices: np.ndarray, size: int) -> torch.Tensor:
+    """Bilinear warp of each 3×H×W float ``sources[i]`` (sizes may differ) by its image→crop
+    ``matrices[i]`` (N×2×3) → N×3×size×size float; zeros outside each source."""
     square = np.concatenate([matrices, np.tile([[[0, 0, 1.0]]], (len(matrices), 1, 1))], 1)
     inverse = np.linalg.inv(square)  # crop pixel → image pixel
     # grid_sample works in [-1, 1] coordinates with align_corners=False.
-    to_norm_image = np.array([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1]])
+    sizes = np.array([source.shape[-2:] for source in sources], dtype=np.float64)  # N×(H, W)
+    to_norm_image = np.zeros((len(sources), 2, 3))
+    to_norm_image[:, 0, 0], to_norm_image[:, 1, 1] = 2 / sizes[:, 1], 2 / sizes[:, 0]
+    to_norm_image[:, :, 2] = 1 / sizes[:, ::-1] - 1
     half = size / 2
     from_norm_crop = np.array([[half, 0, half - 0.5], [0, half, half - 0.5], [0, 0, 1]])
-    theta = to_norm_image @ inverse @ from_norm_crop
-    theta_t = torch.tensor(theta, dtype=torch.float32, device=source.device)
-    grid = F.affine_grid(theta_t, [len(source), 3, size, size], align_corners=False)
-    return F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    theta = torch.tensor(to_norm_image @ inverse @ from_norm_crop, dtype=torch.float32,
+                         device=sources[0].device)
+    grids = F.affine_grid(theta, [len(sources), 3, size, size], align_corners=False)
+    return torch.cat([F.grid_sample(source[None], grid[None], mode="bilinear",
+                                    padding_mode="zeros", align_corners=False)
+                      for source, grid in zip(sources, grids, strict=True)])

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ctypes
+import platform
+import sys
+
 import torch
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
+RETAINED_BYTES = 1 << 30  # see retain_freed_memory
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt() parameters
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -38,11 +44,31 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def emulated_precision(device: torch.device, precision: str) -> bool:
     """Whether autocast ``precision`` (``bf16``, ``fp16``) has no native arithmetic on ``device``:
-    a CPU without bf16 (AVX-512 or AMX) or fp16 (AMX-FP16) support in oneDNN, where it runs
-    several times slower than fp32 (9× for FaceRes in bf16 on an AVX2 CPU, docs/benchmarks.md).
-    False for fp32 and for accelerators."""
+    a CPU without bf16 instructions (on x86-64: AVX512-BF16 or AMX; oneDNN calls bf16
+    "supported" on any AVX-512 CPU, where it is emulated) or without oneDNN's fp16 support, where
+    it runs slower than fp32 (docs/benchmarks.md). False for fp32 and for accelerators."""
     if device.type != "cpu" or precision == "fp32":
         return False
-    if precision == "bf16":
-        return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return not torch.ops.mkldnn._is_mkldnn_fp16_supported()
+    if precision == "fp16":
+        return not torch.ops.mkldnn._is_mkldnn_fp16_supported()
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        return not (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def retain_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for reuse, process-wide: blocks up to
+    :data:`RETAINED_BYTES` come from the heap instead of a fresh ``mmap`` each, and up to as much
+    free heap is kept instead of given back, so a CPU forward pass reuses the last one's pages
+    instead of faulting in and zeroing new ones (docs/benchmarks.md). The process keeps its peak
+    heap. fiqa's commands and Ray actors call it. True where both settings took (Linux with
+    glibc); False elsewhere, where nothing or only part changed."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    taken = [mallopt(option, RETAINED_BYTES) == 1
+             for option in (_M_MMAP_THRESHOLD, _M_TRIM_THRESHOLD)]
+    return all(taken)

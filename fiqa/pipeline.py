@@ -58,7 +58,11 @@ class Scorer:
         adds a column ``<estimator>.fnmr``, the expected FNMR of the face's genuine comparisons.
     precision: fp32, or bf16/fp16 autocast for the networks of the estimators and recognizers
         given by name (ready objects keep their own; the detector stays fp32, where its landmarks
-        hold): for GPUs, and for CPUs with bf16 matrix units (AMX) (docs/benchmarks.md).
+        hold): for GPUs, and for CPUs with bf16 instructions (AVX512-BF16 or AMX)
+        (docs/benchmarks.md).
+
+    On a CPU, call :func:`fiqa.device.retain_freed_memory` once first, as ``fiqa``'s commands do
+    (faster: the networks' passes reuse freed pages).
     """
 
     def __init__(
@@ -238,7 +242,8 @@ class Scorer:
         models = [*self.estimators, *self.recognizers]
         trunks = [model.shared if model.backbone is not None else None for model in models]
         specs = [model.crop_spec for model in models] + [t.crop_spec for t in trunks if t]
-        crops_by_spec = {spec: self.crops(images, points, spec) for spec in dict.fromkeys(specs)}
+        by_geometry = {spec.geometry: spec for spec in specs}  # equal geometry, equal crops
+        crops_of = {key: self.crops(images, points, spec) for key, spec in by_geometry.items()}
         parts: list[list[dict]] = [[] for _ in models]
         for start in range(0, len(all_faces), self.batch_size):
             batch = slice(start, start + self.batch_size)
@@ -246,8 +251,8 @@ class Scorer:
             for index, (model, trunk) in enumerate(zip(models, trunks, strict=True)):
                 features = None
                 if trunk is not None:
-                    features = trunk.features(crops_by_spec[trunk.crop_spec][batch], computed)
-                crops = crops_by_spec[model.crop_spec][batch]
+                    features = trunk.features(crops_of[trunk.crop_spec.geometry][batch], computed)
+                crops = crops_of[model.crop_spec.geometry][batch]
                 parts[index].append(_columns_of(model, crops, all_faces[batch], features))
         columns = {key: np.concatenate([part[key] for part in model_parts])
                    for model_parts in parts for key in model_parts[0]}

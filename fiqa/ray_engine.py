@@ -231,7 +231,10 @@ class _ShardScorer:
                  threads: int) -> None:
         import torch
 
+        from .device import retain_freed_memory
+
         torch.set_num_threads(threads)
+        retain_freed_memory()  # as the CLI does: CPU passes reuse freed pages
         self.scorer, self.output, self.workers = make_scorer(), output, workers
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -78,6 +80,10 @@ def test_precision_without_native_arithmetic_is_warned_of(tmp_path, lfw_paths):
     assert "emulated" not in fast.output
     assert ("no native bf16 arithmetic" in slow.output) == emulated
     assert not emulated_precision(torch.device("cuda"), "bf16")  # accelerators are not judged
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and platform.machine() == "x86_64":  # the kernel's word, against torch's
+        flags = set(cpuinfo.read_text().split())
+        assert emulated == (not {"avx512_bf16", "amx_tile"} & flags)
     # the emulated run still gives the fp32 score, within bf16's rounding
     a, b = read_table(tmp_path / "a.csv"), read_table(tmp_path / "b.csv")
     assert np.isclose(a["sface-norm"][0], b["sface-norm"][0], rtol=0.02)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import lfw_images
 from scipy import ndimage
 
+from fiqa import Scorer
 from fiqa.crop import DEFAULT_CROP, CropSpec, _warp, align, similarity_transform
+from fiqa.imageio import read_image
 
 
 def _planted(points: np.ndarray, shape: tuple[int, int], radius: int) -> torch.Tensor:
@@ -75,6 +78,25 @@ def test_warp_from_the_footprint_equals_the_whole_photo(lfw_face, scale, offset,
     source = torch.nn.functional.avg_pool2d(photo.float()[None], shrink, ceil_mode=True)
     pooled = matrix @ np.array([[shrink, 0, (shrink - 1) / 2], [0, shrink, (shrink - 1) / 2],
                                 [0, 0, 1.0]])
-    expected = _warp(source, pooled[None], DEFAULT_CROP.size).round().clamp(0, 255)
+    expected = _warp([source[0]], pooled[None], DEFAULT_CROP.size).round().clamp(0, 255)
     assert (crop.float() - expected).abs().max() <= 1
     assert (crop.max() > 0) == inside
+
+
+def test_a_crop_does_not_depend_on_its_batch(monkeypatch):
+    """Faces of LFW photos aligned together equal each aligned alone, exactly; and models whose
+    crop specs differ only in normalisation (magface's, baseline's) share one alignment."""
+    images = [read_image(path) for path in lfw_images(6)]
+    scorer = Scorer(["magface", "baseline"], device="cpu")
+    located = scorer.locate(images)
+    points = [p for _, p in located]
+    together = scorer.crops(images, points)
+    alone = torch.cat([scorer.crops([image], [p]) for image, p in zip(images, points, strict=True)])
+    assert len(together) == 6 and torch.equal(together, alone)
+    assert scorer.estimators[0].crop_spec != scorer.estimators[1].crop_spec
+    calls = []
+    crops = Scorer.crops
+    monkeypatch.setattr(Scorer, "crops", lambda self, images, points, spec=DEFAULT_CROP:
+                        calls.append(spec) or crops(self, images, points, spec))
+    scorer.measure(images, [f for f, _ in located], points)
+    assert len(calls) == 1
