@@ -61,8 +61,8 @@ def retain_freed_memory() -> bool:
     :data:`RETAINED_BYTES` come from the heap instead of a fresh ``mmap`` each, and up to as much
     free heap is kept instead of given back, so a CPU forward pass reuses the last one's pages
     instead of faulting in and zeroing new ones (docs/benchmarks.md). The process keeps its peak
-    heap. fiqa's commands and Ray actors call it. True where both settings took (Linux with
-    glibc); False elsewhere, where nothing or only part changed."""
+    heap. fiqa's commands, Ray actors and training scripts call it. True where both settings took
+    (Linux with glibc); False elsewhere, where nothing or only part changed."""
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from fiqa import estimator_class
 from fiqa.calibration import SHIPPED_RECOGNIZER, fit
+from fiqa.device import retain_freed_memory
 from fiqa.training.support_set import embedded
 from fiqa.verify import DEFAULT_THRESHOLDS
 
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".fiqa-cache")
     parser.add_argument("--estimators", default=",".join(SHIPPED))
     args = parser.parse_args()
+    retain_freed_memory()  # network passes reuse freed pages, as fiqa's commands do
     estimators = tuple(args.estimators.split(","))
     train = embedded(DATA, "train", (SHIPPED_RECOGNIZER,), estimators, args.cache)
     threshold = DEFAULT_THRESHOLDS[SHIPPED_RECOGNIZER]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fiqa.device import retain_freed_memory
 from fiqa.score_alignment import DEFAULT_K, SSE_RECOGNIZERS, discrepancies
 from fiqa.training.runs import run_facts
 from fiqa.training.support_set import embedded, train_sse
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--cache", type=Path, default=ROOT / ".fiqa-cache")
     args = parser.parse_args()
+    retain_freed_memory()  # network passes reuse freed pages, as fiqa's commands do
     recognizers = tuple(args.recognizers.split(","))
     train = embedded(args.data, "train", recognizers, (), args.cache)
     print(f"{len(train)} train-side images of {len(set(train.identities))} people")

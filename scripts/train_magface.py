@@ -37,7 +37,7 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from fiqa.device import resolve_device
+from fiqa.device import resolve_device, retain_freed_memory
 from fiqa.training.data import SOURCES, WITHOUT_LFW, training_images
 from fiqa.training.magface import MagFaceConfig, finetune, train_head
 from fiqa.training.photo_views import PhotoViews, cached_photo_views
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=0, help="identities kept out (dev)")
     parser.add_argument("--lodo", action="store_true", help="leave-one-domain-out comparison")
     args = parser.parse_args()
+    retain_freed_memory()  # network passes reuse freed pages, as fiqa's commands do
     config = chosen_config(args, CONFIGS)
     images = training_images(args.data, sources=tuple(args.sources.split(",")))
     if config.backbone_lr > 0:

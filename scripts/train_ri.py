@@ -34,6 +34,7 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from fiqa.device import retain_freed_memory
 from fiqa.estimators.ri_proximity import RIProximity
 from fiqa.recognizers import recognizer
 from fiqa.training.data import DEFAULT_DATA, WITHOUT_LFW, load_faces, training_images
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    retain_freed_memory()  # network passes reuse freed pages, as fiqa's commands do
     images = training_images(args.data, sources=WITHOUT_LFW)
     made_by = " ".join(["python scripts/train_ri.py", *sys.argv[1:]])
     names = args.recognizers.split(",")

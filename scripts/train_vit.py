@@ -31,7 +31,7 @@ import json
 import sys
 from pathlib import Path
 
-from fiqa.device import resolve_device
+from fiqa.device import resolve_device, retain_freed_memory
 from fiqa.recognizers.face_vit import save_face_vit
 from fiqa.training.data import WITHOUT_LFW, training_images
 from fiqa.training.face_vit import ViTConfig, distill
@@ -50,6 +50,7 @@ CONFIGS = {
 
 def main() -> None:
     args = config_parser(__doc__, CONFIGS, "face_vit").parse_args()
+    retain_freed_memory()  # network passes reuse freed pages, as fiqa's commands do
     config = chosen_config(args, CONFIGS)
     device = resolve_device(args.device)
     images = training_images(args.data, sources=WITHOUT_LFW)
