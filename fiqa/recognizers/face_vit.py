@@ -95,18 +95,17 @@ class Block(nn.Module):
         same result, more memory); ``"mean"``, their mean over heads and token pairs, N (exact
         from the mean query and key, since the mean of qᵢ·kⱼ over i, j is q̄·k̄; fused attention);
         None, nothing."""
+        if keep not in ("logits", "mean", None):
+            raise ValueError(f"keep must be 'logits', 'mean' or None, got {keep!r}")
         n, t, dim = x.shape
         q, k, v = self.qkv(self.norm1(x)).view(n, t, 3, self.heads, dim // self.heads).permute(
             2, 0, 3, 1, 4)
-        kept, scale = None, q.shape[-1] ** -0.5
+        scale = q.shape[-1] ** -0.5
         if keep == "logits":
             kept = q @ k.transpose(-2, -1) * scale
             mixed = kept.softmax(-1) @ v
         else:
-            if keep == "mean":
-                kept = (q.mean(2) * k.mean(2)).sum(-1).mean(1) * scale
-            elif keep is not None:
-                raise ValueError(f"keep must be 'logits', 'mean' or None, got {keep!r}")
+            kept = (q.mean(2) * k.mean(2)).sum(-1).mean(1) * scale if keep == "mean" else None
             mixed = F.scaled_dot_product_attention(q, k, v)
         x = x + self.proj(mixed.transpose(1, 2).reshape(n, t, dim))
         return x + self.mlp(self.norm2(x)), kept
