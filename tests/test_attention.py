@@ -30,6 +30,7 @@ from fiqa.training.face_vit import (
     ViTConfig,
     clean_targets,
     distill,
+    evaluate_held_out,
     stem_maps,
     teacher_recognisability,
     teachers_recognisability,
@@ -176,11 +177,18 @@ def test_distillation_learns_and_resumes(tmp_path, photo_views):
     student, history = distill(photo_views, config, torch.device("cpu"), checkpoint, tmp_path,
                                log=lambda row: None)
     assert len(history) == 5 and history[-1]["cosine"] > history[0]["cosine"] + 0.1
-    assert {"held_out_clean", "held_out_degraded"} <= set(history[-1])
+    held_out = {key: value for key, value in history[-1].items() if key.startswith("held_out")}
+    assert {"held_out_clean", "held_out_degraded", "held_out_pauc_clean_vit",
+            "held_out_pauc_mixed_sface"} <= set(held_out)
+    # one held-out person of two photos: no genuine errors at FNMR 10 %, so the pAUCs are NaN
+    again = evaluate_held_out(student, photo_views, config, tmp_path)  # the returned student
+    assert again.keys() == held_out.keys()
+    np.testing.assert_allclose(list(again.values()), list(held_out.values()), rtol=1e-5)
+    assert 0 <= again["held_out_attention_auc"] <= 1
     rows = []
     again, resumed = distill(photo_views, config, torch.device("cpu"), checkpoint, tmp_path,
                              log=rows.append)
-    assert rows == [{"resumed_after_epoch": 5}] and resumed == history
+    assert rows == [{"resumed_after_epoch": 5}] and repr(resumed) == repr(history)  # NaN too
     for a, b in zip(student.state_dict().values(), again.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
     maps = stem_maps(photo_views.crops, student.stem, tmp_path)

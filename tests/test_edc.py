@@ -8,6 +8,7 @@ import pytest
 from fiqa.evaluation import (
     crfiqa_erc,
     edc,
+    normalized_fnmr_pauc,
     normalized_pauc,
     oracle_quality,
     pair_quality,
@@ -81,9 +82,12 @@ def test_uninformative_quality_stays_flat_and_informative_quality_falls():
     assert np.abs(flat.error[first_half] - flat.error[0]).max() < 0.01
     assert normalized_pauc(pauc(flat), pauc(edc(similarity, oracle_quality(similarity, 0.6), 0.6)),
                            random_pauc(flat)) == pytest.approx(1.0, abs=0.02)
+    assert normalized_fnmr_pauc(similarity, quality) == pytest.approx(1.0, abs=0.05)
     similarity, quality = _comparisons(rng, 50_000, informative=2.0)
     falling = edc(similarity, quality, threshold=0.6)
     assert pauc(falling) < 0.8 * random_pauc(falling)
+    assert 0 < normalized_fnmr_pauc(similarity, quality) < 0.8
+    assert normalized_fnmr_pauc(similarity, similarity) == pytest.approx(0.0)  # the oracle
 
 
 def test_crfiqa_erc_recomputes_the_threshold_at_every_step():

@@ -5,6 +5,7 @@ from .edc import (
     CrfiqaERC,
     crfiqa_erc,
     edc,
+    normalized_fnmr_pauc,
     normalized_pauc,
     oracle_quality,
     pair_quality,
@@ -15,6 +16,7 @@ from .edc import (
 )
 
 __all__ = [
-    "EDC", "CrfiqaERC", "crfiqa_erc", "edc", "normalized_pauc", "oracle_quality", "pair_quality",
-    "pauc", "random_pauc", "threshold_for_fmr", "threshold_for_fnmr",
+    "EDC", "CrfiqaERC", "crfiqa_erc", "edc", "normalized_fnmr_pauc", "normalized_pauc",
+    "oracle_quality", "pair_quality", "pauc", "random_pauc", "threshold_for_fmr",
+    "threshold_for_fnmr",
 ]

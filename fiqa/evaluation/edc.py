@@ -109,6 +109,16 @@ def normalized_pauc(value: float, oracle: float, random: float) -> float:
     return float((value - oracle) / (random - oracle)) if random > oracle else float("nan")
 
 
+def normalized_fnmr_pauc(genuine: np.ndarray, quality: np.ndarray, fnmr: float = 0.1,
+                         limit: float = 0.2) -> float:
+    """Normalised pAUC (0 = oracle, 1 = random) over discard [0, ``limit``] of G genuine
+    similarities ranked by their G pair qualities, the threshold at a starting FNMR of ``fnmr``."""
+    threshold = threshold_for_fnmr(genuine, fnmr)
+    value = pauc(curve := edc(genuine, quality, threshold), limit)
+    oracle = pauc(edc(genuine, oracle_quality(genuine, threshold), threshold), limit)
+    return normalized_pauc(value, oracle, random_pauc(curve, limit))
+
+
 @dataclass
 class CrfiqaERC:
     """The ERC as the public CR-FIQA code draws it (not ISO): see :func:`crfiqa_erc`."""
