@@ -194,7 +194,7 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
     ``config.holdout`` identities out. Resumes from, and saves every epoch to, ``checkpoint``.
 
     Returns the student (eval mode, CPU) and one log row per epoch (loss, cosine, seconds; the
-    last also the held-out cosine of clean and of degraded views)."""
+    last also :func:`held_out_report`'s figures on the held-out people)."""
     if views.crops is None:
         raise ValueError("the views need their crops: cached_photo_views(..., crops=True)")
     if config.attention_target not in ("student", "teacher"):
