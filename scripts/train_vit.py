@@ -14,7 +14,8 @@ photos no LFW figure depends on (choose settings by these, not by LFW).
 
 CPU configuration: SFace's first 23 convolutions frozen (their 512×14×14 maps computed once and
 cached in .fiqa-cache/train/, about 9 GB, resumable), a 1×1 projection to 128, 2 transformer
-blocks, the flattened tokens → 128-d. GPU configuration: 13 frozen layers, width 384, 6 blocks,
+blocks, the flattened tokens → 128-d (--flips: half of each batch mirrored, the mirrored maps
+cached too, another 9 GB). GPU configuration: 13 frozen layers, width 384, 6 blocks,
 the stem run on the device every step, flips. Both checkpoint every epoch to .fiqa-cache/train/
 and resume there when started again with the same configuration.
 
@@ -47,7 +48,7 @@ CACHE = ROOT / ".fiqa-cache" / "train"
 CONFIGS = {
     "cpu": ViTConfig(),
     "gpu": ViTConfig(stem_layers=13, dim=384, depth=6, heads=6, mlp_ratio=4.0, epochs=30,
-                     batch_size=256, precompute=False),
+                     batch_size=256, precompute=False, flips=True),
 }
 
 

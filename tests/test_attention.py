@@ -170,7 +170,7 @@ def test_second_teacher_reads_the_training_crops(tmp_path, photo_views, lfw_face
 def test_distillation_learns_and_resumes(tmp_path, photo_views):
     """A tiny hybrid student gets closer to the teacher on real photo views, reports the held-out
     people, resumes from its checkpoint; the cached stem maps are the stem's own outputs; the
-    on-device path (no precompute, flips) trains too."""
+    on-device path and the precomputed one with flips (mirrored maps cached too) train too."""
     config = ViTConfig(dim=32, depth=1, heads=2, epochs=5, batch_size=6, lr=3e-3, warmup=0.2,
                        holdout=1)
     checkpoint = tmp_path / "run.pt"
@@ -179,7 +179,7 @@ def test_distillation_learns_and_resumes(tmp_path, photo_views):
     assert len(history) == 5 and history[-1]["cosine"] > history[0]["cosine"] + 0.1
     held_out = {key: value for key, value in history[-1].items() if key.startswith("held_out")}
     assert {"held_out_clean", "held_out_degraded", "held_out_pauc_clean_vit",
-            "held_out_pauc_mixed_sface"} <= set(held_out)
+            "held_out_pauc_mixed_sface", "held_out_pauc_clean_faceres"} <= set(held_out)
     # one held-out person of two photos: no genuine errors at FNMR 10 %, so the pAUCs are NaN
     again = evaluate_held_out(student, photo_views, config, tmp_path)  # the returned student
     assert again.keys() == held_out.keys()
@@ -196,10 +196,17 @@ def test_distillation_learns_and_resumes(tmp_path, photo_views):
         direct = student.stem(CROP_SPEC.normalize(photo_views.crops[:4]))
     torch.testing.assert_close(torch.from_numpy(np.array(maps[:4])).float(), direct, atol=0.05,
                                rtol=0.01)
-    on_device = dataclasses.replace(config, precompute=False, epochs=1)
-    _, history = distill(photo_views, on_device, torch.device("cpu"), cache=tmp_path,
-                         log=lambda row: None)
-    assert len(history) == 1 and 0 < history[0]["cosine"] < 1
+    for flipped in (dataclasses.replace(config, precompute=False, flips=True, epochs=1),
+                    dataclasses.replace(config, flips=True, epochs=1)):
+        _, history = distill(photo_views, flipped, torch.device("cpu"), cache=tmp_path,
+                             log=lambda row: None)
+        assert len(history) == 1 and 0 < history[0]["cosine"] < 1
+    mirrored = stem_maps(photo_views.crops.flip(-1), student.stem, tmp_path)  # cached by the run
+    assert len(list(tmp_path.glob("vit-stem-*.done"))) == 2
+    with torch.inference_mode():
+        direct = student.stem(CROP_SPEC.normalize(photo_views.crops[:4].flip(-1)))
+    torch.testing.assert_close(torch.from_numpy(np.array(mirrored[:4])).float(), direct,
+                               atol=0.05, rtol=0.01)
     bare = dataclasses.replace(photo_views, crops=None)
     with pytest.raises(ValueError, match="crops=True"):
         distill(bare, config, torch.device("cpu"))

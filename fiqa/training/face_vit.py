@@ -9,8 +9,9 @@ way the teacher reads good ones.
 
 The stem (SFace's first layers) is frozen. In the CPU configuration its output maps are computed
 once and cached on disk (``precompute``), so an epoch costs only the transformer; otherwise the
-stem runs on the device every step and half of the views are flipped. Training checkpoints every
-epoch and resumes from the last one.
+stem runs on the device every step. With ``flips`` half of each batch's views are mirrored (in the
+precomputed path the mirrored crops' maps are cached too). Training checkpoints every epoch and
+resumes from the last one.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class ViTConfig:
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup: float = 0.05  # fraction of steps with a linear warm-up, then cosine decay
-    precompute: bool = True  # stem maps computed once and cached; False: on device, with flips
+    precompute: bool = True  # stem maps computed once and cached; False: the stem on the device
+    flips: bool = False  # half of each batch mirrored (precompute: the mirrored maps cached too)
     # Weight of the term tying the last block's mean attention logit (the ATTN-FIQA score) to a
     # per-view recognisability (1 − Pearson correlation over the batch), and which: "student",
     # the student's own cosine to its target; "teacher", each of ``teachers``' cosine between the
@@ -120,12 +122,20 @@ def teachers_recognisability(views: PhotoViews, teachers: str, cache: str | Path
     (:func:`view_embeddings`, cached in ``cache``)."""
     parts = []
     for name in teachers.split(","):
-        embeddings = None if name == "sface" else torch.from_numpy(
-            np.array(view_embeddings(views.crops, name, cache, device), dtype=np.float32))
-        cosine = teacher_recognisability(views, embeddings)
+        cosine = teacher_recognisability(views, teacher_embeddings(views, name, cache, device))
         known = cosine[~cosine.isnan()]
         parts.append((cosine - known.mean()) / known.std())
     return torch.stack(parts).mean(0)
+
+
+def teacher_embeddings(views: PhotoViews, teacher: str, cache: str | Path,
+                       device: str | torch.device = "cpu") -> torch.Tensor:
+    """V×D float32 embeddings of the views by recognizer ``teacher``: SFace's are the views' own
+    (``views.embeddings``), any other's :func:`view_embeddings` (cached in ``cache``)."""
+    if teacher == "sface":
+        return views.embeddings.float()
+    return torch.from_numpy(np.array(view_embeddings(views.crops, teacher, cache, device),
+                                     dtype=np.float32))
 
 
 def stem_maps(crops: torch.Tensor, stem: SFaceStem, cache: str | Path,
@@ -208,7 +218,11 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
     model = FaceViT(config.shape(targets.shape[1]))
     model.stem.load_state_dict(SFaceStem.pretrained(config.stem_layers).state_dict())
     model = model.to(device)
-    maps = stem_maps(views.crops, model.stem, cache) if config.precompute else None
+    maps = None
+    if config.precompute:
+        maps = [stem_maps(crops, model.stem, cache)
+                for crops in ((views.crops, views.crops.flip(-1)) if config.flips
+                              else (views.crops,))]
     held = views.held_out(config.holdout, config.seed) if config.holdout else np.zeros(
         len(views), bool)
     train = np.flatnonzero(~held)
@@ -230,7 +244,8 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
             rng.bit_generator.state, history = saved["rng"], saved["history"]
             log({"resumed_after_epoch": len(history)})
 
-    embed = _encoder(model, views, maps, device)
+    embed = _encoder(model, views, maps, device, config.flips)
+    judges = held_out_judges(views, cache, device) if held.any() else {}
 
     for epoch in range(len(history), config.epochs):
         started, loss_sum, cosine_sum = time.monotonic(), 0.0, 0.0
@@ -257,7 +272,7 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
                         "cosine": cosine_sum / len(train), "lr": schedule.get_last_lr()[0],
                         "seconds": round(time.monotonic() - started, 1)})
         if epoch + 1 == config.epochs and held.any():
-            history[-1] |= held_out_report(model, embed, targets, views, held)
+            history[-1] |= held_out_report(model, embed, targets, views, held, judges)
         log(history[-1])
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -267,21 +282,27 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
     return model.eval().cpu(), history
 
 
-def _encoder(model: FaceViT, views: PhotoViews, maps: np.ndarray | None, device: torch.device
+def _encoder(model: FaceViT, views: PhotoViews, maps: list[np.ndarray] | None,
+             device: torch.device, flips: bool = False
              ) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
     """``embed(index, rng=None)``: the embeddings and ATTN-FIQA scores (mean last-block logit) of
-    views ``index``, from the cached stem ``maps``, or (None) running the stem on the crops, half
-    of them flipped when ``rng`` is given."""
+    views ``index``, from the cached stem ``maps`` (of the crops, and with ``flips`` of the
+    mirrored crops), or (None) running the stem on the crops; with ``flips`` and ``rng`` (a
+    training step) half of the views are mirrored."""
 
     def embed(index: np.ndarray, rng: np.random.Generator | None = None
               ) -> tuple[torch.Tensor, torch.Tensor]:
+        turned = (rng.random(len(index)) < 0.5 if flips and rng is not None
+                  else np.zeros(len(index), bool))
         if maps is not None:
-            stem = torch.from_numpy(maps[index]).to(device).float()
+            stem = torch.from_numpy(maps[0][index])
+            if turned.any():
+                stem[torch.from_numpy(turned)] = torch.from_numpy(maps[1][index[turned]])
+            stem = stem.to(device).float()
         else:
             crops = views.crops[torch.from_numpy(index)].to(device)
-            if rng is not None:
-                turned = torch.from_numpy(rng.random(len(index)) < 0.5).to(device)
-                crops[turned] = crops[turned].flip(-1)
+            mirrored = torch.from_numpy(turned).to(device)
+            crops[mirrored] = crops[mirrored].flip(-1)
             with torch.no_grad():
                 stem = model.stem(CROP_SPEC.normalize(crops))
         return model.encode(stem, "mean")
@@ -295,20 +316,29 @@ def evaluate_held_out(model: FaceViT, views: PhotoViews, config: ViTConfig,
     """:func:`held_out_report` of a trained ``model`` on the identities ``config`` holds out."""
     device = resolve_device(device)
     model = model.to(device).eval()
-    maps = stem_maps(views.crops, model.stem, cache) if config.precompute else None
+    maps = [stem_maps(views.crops, model.stem, cache)] if config.precompute else None
     held = views.held_out(config.holdout, config.seed)
     return held_out_report(model, _encoder(model, views, maps, device),
-                           clean_targets(views).to(device), views, held)
+                           clean_targets(views).to(device), views, held,
+                           held_out_judges(views, cache, device))
+
+
+def held_out_judges(views: PhotoViews, cache: str | Path, device: str | torch.device
+                    ) -> dict[str, torch.Tensor]:
+    """The recognizers besides the student that judge the held-out report (SFace and FaceRes,
+    as on LFW): name → V×D embeddings of the views (:func:`teacher_embeddings`)."""
+    return {name: teacher_embeddings(views, name, cache, device) for name in ("sface", "faceres")}
 
 
 def held_out_report(model: FaceViT, embed: Callable, targets: torch.Tensor, views: PhotoViews,
-                    held: np.ndarray, seed: int = 0) -> dict:
+                    held: np.ndarray, judges: dict[str, torch.Tensor], seed: int = 0) -> dict:
     """Development figures on the held-out identities' views (people never trained on, no LFW):
     the mean cosine to the targets of the clean and of the degraded views; the ROC AUC of the
     attention score for clean against degraded; and the score's normalised pAUC (FNMR 10 %,
-    discard ≤ 0.2) over the genuine comparisons judged by the student (``vit``) and by SFace,
-    on the clean photos (``clean``, as LFW's set (a)) and on one view a photo, a seeded half of
-    them degraded (``mixed``, as set (b))."""
+    discard ≤ 0.2) over the genuine comparisons judged by the student (``vit``) and by each of
+    ``judges`` (name → V×D embeddings of all the views), on the clean photos (``clean``, as
+    LFW's set (a)) and on one view a photo, a seeded half of them degraded (``mixed``, as set
+    (b))."""
     model.eval()
     index = np.flatnonzero(held)
     cosines, scores, embeddings = [], [], []
@@ -319,8 +349,9 @@ def held_out_report(model: FaceViT, embed: Callable, targets: torch.Tensor, view
             scores.append(score)
             embeddings.append(embedding)
     cosine, score = torch.cat(cosines).cpu().numpy(), torch.cat(scores).cpu().numpy()
-    judges = {"vit": F.normalize(torch.cat(embeddings).float().cpu(), dim=1),
-              "sface": F.normalize(views.embeddings[torch.from_numpy(index)], dim=1)}
+    judges = {"vit": F.normalize(torch.cat(embeddings).float().cpu(), dim=1)} | {
+        name: F.normalize(embedding[torch.from_numpy(index)], dim=1)
+        for name, embedding in judges.items()}
     clean = views.view[index] == 0
     report = {"held_out_clean": float(cosine[clean].mean()),
               "held_out_degraded": float(cosine[~clean].mean()),
