@@ -245,7 +245,6 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
             log({"resumed_after_epoch": len(history)})
 
     embed = _encoder(model, views, maps, device, config.flips)
-    judges = held_out_judges(views, cache, device) if held.any() else {}
 
     for epoch in range(len(history), config.epochs):
         started, loss_sum, cosine_sum = time.monotonic(), 0.0, 0.0
@@ -272,7 +271,8 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
                         "cosine": cosine_sum / len(train), "lr": schedule.get_last_lr()[0],
                         "seconds": round(time.monotonic() - started, 1)})
         if epoch + 1 == config.epochs and held.any():
-            history[-1] |= held_out_report(model, embed, targets, views, held, judges)
+            history[-1] |= held_out_report(model, embed, targets, views, held,
+                                           held_out_judges(views, cache, device))
         log(history[-1])
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -349,7 +349,7 @@ def held_out_report(model: FaceViT, embed: Callable, targets: torch.Tensor, view
             scores.append(score)
             embeddings.append(embedding)
     cosine, score = torch.cat(cosines).cpu().numpy(), torch.cat(scores).cpu().numpy()
-    judges = {"vit": F.normalize(torch.cat(embeddings).float().cpu(), dim=1)} | {
+    units = {"vit": F.normalize(torch.cat(embeddings).float().cpu(), dim=1)} | {
         name: F.normalize(embedding[torch.from_numpy(index)], dim=1)
         for name, embedding in judges.items()}
     clean = views.view[index] == 0
@@ -367,7 +367,7 @@ def held_out_report(model: FaceViT, embed: Callable, targets: torch.Tensor, view
     for subset, rows in subsets.items():
         pairs = rows[genuine_pairs(labels[rows])]
         quality = np.minimum(score[pairs[:, 0]], score[pairs[:, 1]])
-        for judge, unit in judges.items():
+        for judge, unit in units.items():
             genuine = (unit[pairs[:, 0]] * unit[pairs[:, 1]]).sum(1).numpy()
             report[f"held_out_pauc_{subset}_{judge}"] = normalized_fnmr_pauc(genuine, quality)
     return report
