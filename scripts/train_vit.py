@@ -22,8 +22,9 @@ and resume there when started again with the same configuration.
 The attention term ties the last block's mean logit to the teachers' recognisability of each
 view (--teachers, default sface,faceres: each one's cosine between the view and the centre of
 its person's other photos, standardised and averaged; docs/attention.md compares it with sface
-alone). FaceRes embeds the 112-px training crops resized to its 224 px once, cached in
-.fiqa-cache/train/ (5 min on 2 cores with bf16 units, about 25 in fp32 on an AVX2 CPU).
+alone; "student" among them adds the student's own, from its embeddings of the views before
+every epoch but the first). FaceRes embeds the 112-px training crops resized to its 224 px once,
+cached in .fiqa-cache/train/ (5 min on 2 cores with bf16 units, about 25 in fp32 on an AVX2 CPU).
 
 Writes the epoch log to benchmarks/results/vit_training_<config>.json and a plot to docs/img/.
 """

@@ -163,6 +163,11 @@ def test_second_teacher_reads_the_training_crops(tmp_path, photo_views, lfw_face
     both = teachers_recognisability(photo_views, "sface,faceres", tmp_path)
     torch.testing.assert_close(both, (standardised(quality["sface"])
                                       + standardised(quality["faceres"])) / 2)
+    # the student's own embeddings stand in for "student", which is left out until it has some
+    own = teachers_recognisability(photo_views, "sface,student", tmp_path, student=rows)
+    torch.testing.assert_close(own, both)
+    alone = teachers_recognisability(photo_views, "sface,student", tmp_path)
+    torch.testing.assert_close(alone, standardised(quality["sface"]))
     with pytest.raises(ValueError, match="ArcFace template"):
         view_embeddings(photo_views.crops, "dlib", tmp_path)
 
@@ -201,6 +206,10 @@ def test_distillation_learns_and_resumes(tmp_path, photo_views):
         _, history = distill(photo_views, flipped, torch.device("cpu"), cache=tmp_path,
                              log=lambda row: None)
         assert len(history) == 1 and 0 < history[0]["cosine"] < 1
+    own = dataclasses.replace(config, teachers="sface,student", epochs=2)  # its own, from epoch 2
+    _, history = distill(photo_views, own, torch.device("cpu"), cache=tmp_path,
+                         log=lambda row: None)
+    assert len(history) == 2 and np.isfinite([row["loss"] for row in history]).all()
     mirrored = stem_maps(photo_views.crops.flip(-1), student.stem, tmp_path)  # cached by the run
     assert len(list(tmp_path.glob("vit-stem-*.done"))) == 2
     with torch.inference_mode():

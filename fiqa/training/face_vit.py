@@ -64,7 +64,9 @@ class ViTConfig:
     attention_weight: float = 0.5
     attention_target: str = "teacher"
     # comma-separated recognizers whose recognisability the attention term learns (averaged);
-    # FaceRes as the second judge moved the score most against recognizers other than SFace
+    # FaceRes as the second judge moved the score most against recognizers other than SFace;
+    # "student": the student's own embeddings of the views, taken anew before every epoch but
+    # the first (which learns from the others only)
     teachers: str = "sface,faceres"
     holdout: int = 300  # identities kept out of training, to report the cosine on
     seed: int = 0
@@ -102,7 +104,7 @@ def teacher_recognisability(views: PhotoViews, embeddings: torch.Tensor | None =
     the teacher recognises the view, with no quality label and without the view's own photo.
     embeddings: the teacher's V×D embeddings of the views; SFace's (``views.embeddings``) when
     None."""
-    unit = F.normalize(views.embeddings if embeddings is None else embeddings.float(), dim=1)
+    unit = F.normalize(views.embeddings if embeddings is None else embeddings.float().cpu(), dim=1)
     clean = torch.from_numpy(views.view == 0)
     labels = torch.from_numpy(views.labels)
     sums = torch.zeros(len(views.identities), unit.shape[1]).index_add_(0, labels[clean],
@@ -115,14 +117,20 @@ def teacher_recognisability(views: PhotoViews, embeddings: torch.Tensor | None =
 
 
 def teachers_recognisability(views: PhotoViews, teachers: str, cache: str | Path,
-                             device: str | torch.device = "cpu") -> torch.Tensor:
+                             device: str | torch.device = "cpu",
+                             student: torch.Tensor | None = None) -> torch.Tensor:
     """V values: the mean over the comma-separated recognizers ``teachers`` of each one's
     :func:`teacher_recognisability`, standardised over the views (NaN for a person of one
     photo). SFace's reads the views' embeddings; the others' embed the crops
-    (:func:`view_embeddings`, cached in ``cache``)."""
+    (:func:`view_embeddings`, cached in ``cache``); ``student`` stands for the V×D embeddings
+    ``student``, and is left out while they are None."""
     parts = []
     for name in teachers.split(","):
-        cosine = teacher_recognisability(views, teacher_embeddings(views, name, cache, device))
+        if name == "student" and student is None:
+            continue
+        embeddings = (student if name == "student"
+                      else teacher_embeddings(views, name, cache, device))
+        cosine = teacher_recognisability(views, embeddings)
         known = cosine[~cosine.isnan()]
         parts.append((cosine - known.mean()) / known.std())
     return torch.stack(parts).mean(0)
@@ -245,9 +253,14 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
             log({"resumed_after_epoch": len(history)})
 
     embed = _encoder(model, views, maps, device, config.flips)
+    learns_own = recognisability is not None and "student" in config.teachers.split(",")
 
     for epoch in range(len(history), config.epochs):
         started, loss_sum, cosine_sum = time.monotonic(), 0.0, 0.0
+        if learns_own and epoch > 0:  # the student's own recognisability as it stands now
+            own, _ = _embed_rows(model, embed, np.arange(len(views)))
+            recognisability = teachers_recognisability(views, config.teachers, cache, device,
+                                                       own).to(device)
         model.train()
         for index in np.array_split(rng.permutation(train), per_epoch):
             index = np.sort(index)  # reads the memory-mapped maps in order
@@ -339,17 +352,11 @@ def held_out_report(model: FaceViT, embed: Callable, targets: torch.Tensor, view
     ``judges`` (name → V×D embeddings of all the views), on the clean photos (``clean``, as
     LFW's set (a)) and on one view a photo, a seeded half of them degraded (``mixed``, as set
     (b))."""
-    model.eval()
     index = np.flatnonzero(held)
-    cosines, scores, embeddings = [], [], []
-    with torch.inference_mode():
-        for part in np.array_split(index, max(1, len(index) // 256)):
-            embedding, score = embed(part)
-            cosines.append(F.cosine_similarity(embedding, targets[torch.from_numpy(part)]))
-            scores.append(score)
-            embeddings.append(embedding)
-    cosine, score = torch.cat(cosines).cpu().numpy(), torch.cat(scores).cpu().numpy()
-    units = {"vit": F.normalize(torch.cat(embeddings).float().cpu(), dim=1)} | {
+    embeddings, scores = _embed_rows(model, embed, index)
+    cosine = F.cosine_similarity(embeddings, targets[torch.from_numpy(index)]).cpu().numpy()
+    score = scores.cpu().numpy()
+    units = {"vit": F.normalize(embeddings.float().cpu(), dim=1)} | {
         name: F.normalize(embedding[torch.from_numpy(index)], dim=1)
         for name, embedding in judges.items()}
     clean = views.view[index] == 0
@@ -371,6 +378,20 @@ def held_out_report(model: FaceViT, embed: Callable, targets: torch.Tensor, view
             genuine = (unit[pairs[:, 0]] * unit[pairs[:, 1]]).sum(1).numpy()
             report[f"held_out_pauc_{subset}_{judge}"] = normalized_fnmr_pauc(genuine, quality)
     return report
+
+
+def _embed_rows(model: FaceViT, embed: Callable, index: np.ndarray
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's len(index)×D embeddings and attention scores of views ``index`` (in
+    batches of about 256, eval mode); ``model`` is left in eval mode."""
+    model.eval()
+    embeddings, scores = [], []
+    with torch.inference_mode():
+        for part in np.array_split(index, max(1, len(index) // 256)):
+            embedding, score = embed(part)
+            embeddings.append(embedding)
+            scores.append(score)
+    return torch.cat(embeddings), torch.cat(scores)
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
