@@ -18,8 +18,12 @@
 
 Training faces: fiqa.training.data.training_images(sources=WITHOUT_LFW): CelebA and FIW,
 no LFW image. With ``--holdout N``, N identities (the same draw as train_magface.py's) are kept
-out of the head's training, and the script reports Spearman ρ of the predicted RI against the
-true RI and the clean-versus-degraded ROC AUC there.
+out of the head's training, and the script reports there Spearman ρ of the predicted RI against
+the true RI, the clean-versus-degraded ROC AUC, and the normalised pAUC of the head and of SFace's
+norm over the held-out genuine comparisons judged by SFace and FaceRes, on clean views and on a
+seeded half degraded (fiqa.training.photo_views.PhotoViews.genuine_paucs, as the face ViT's
+held-out report). ``--teachers sface,faceres`` averages FaceRes's standardised identity margin
+(its embeddings of the view crops, cached in .fiqa-cache/train/ as the ViT's) into the target.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
@@ -38,13 +43,15 @@ from fiqa.device import retain_freed_memory
 from fiqa.estimators.ri_proximity import RIProximity
 from fiqa.recognizers import recognizer
 from fiqa.training.data import DEFAULT_DATA, WITHOUT_LFW, load_faces, training_images
+from fiqa.training.face_vit import teacher_embeddings
 from fiqa.training.magface import MagFaceConfig
 from fiqa.training.photo_views import FAMILY_BITS, cached_photo_views
-from fiqa.training.ri import ri_targets, train_ri_head
+from fiqa.training.ri import ri_targets, standardised_margins, train_ri_head
 from fiqa.training.unrecognisable import ui_centre, unrecognisable_views
 from fiqa.weights import load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".fiqa-cache" / "train"  # other teachers' embeddings of the views, as the ViT's
 # The weight of criterion (i) in the target (fiqa.training.ri.ri_targets). On the views of 300
 # held-out identities the head ranked by the SFace identity margin with Spearman ρ 0.52 (w = 1),
 # 0.70 (w = 0.25) and 0.74 (w = 0): SFace's UI proximity only adds noise (docs/ri.md).
@@ -91,6 +98,9 @@ def main() -> None:
     parser.add_argument("--without", choices=sorted(FAMILY_BITS), default=None,
                         help="leave out of the head's training every view this photo-degradation "
                              "family touched (benchmarks/generalisation.py --held-out)")
+    parser.add_argument("--teachers", default="sface",
+                        help="comma-separated recognizers whose identity margins, standardised "
+                             "and averaged, make the target (sface: the RI above)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -107,12 +117,19 @@ def main() -> None:
         load_weights("ri_centres")  # checks the file against the manifest
         centre = stored["sface.centre"]
     config = MagFaceConfig()  # the same photo views as MagFace's CPU configuration
-    views = cached_photo_views(images, config.views, config.seed)
+    others = [name for name in args.teachers.split(",") if name != "sface"]
+    # crops for the other teachers and the held-out judges (FaceRes embeds them)
+    views = cached_photo_views(images, config.views, config.seed,
+                               crops=bool(others or args.holdout))
     features = views.features
     targets = ri_targets(views.embeddings, views.labels, views.image, views.view == 0, centre,
                          PROXIMITY_WEIGHT)
+    if others:  # the standardised margins averaged (SFace's RI is its standardised margin)
+        targets["ri"] = np.mean([targets["ri"], *(
+            standardised_margins(teacher_embeddings(views, name, CACHE, args.device), views)
+            for name in others)], axis=0)
     held = views.held_out(args.holdout, args.seed)  # the draw of train_magface.py's --holdout
-    train = ~held & ~(views.has_family(args.without) if args.without else False)
+    train = ~held if args.without is None else ~held & ~views.has_family(args.without)
     head, history = train_ri_head(features[torch.from_numpy(train)], targets["ri"][train],
                                   epochs=args.epochs, seed=args.seed)
     with torch.inference_mode():
@@ -121,18 +138,24 @@ def main() -> None:
     if args.holdout:
         known = held & ~np.isnan(targets["ri"])
         degraded = views.families[held] > 0
+        index = np.flatnonzero(held)
+        judges = {name: F.normalize(teacher_embeddings(views, name, CACHE, args.device)[index],
+                                    dim=1) for name in ("sface", "faceres")}
+        norm = views.embeddings[held].norm(dim=1).numpy()
         report["holdout"] = {
             "views": int(held.sum()),
             "rho_target": float(spearmanr(predicted[known], targets["ri"][known])[0]),
             "auc_clean": float(roc_auc_score(~degraded, predicted[held])),
-            "auc_clean_sface_norm": float(roc_auc_score(
-                ~degraded, views.embeddings[held].norm(dim=1))),
+            "auc_clean_sface_norm": float(roc_auc_score(~degraded, norm)),
+            "pauc": views.genuine_paucs(index, predicted[held], judges),
+            "pauc_sface_norm": views.genuine_paucs(index, norm, judges),
         }
         print(json.dumps(report["holdout"], indent=2))
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     suffix = (f"_holdout{args.holdout}" if args.holdout else "") + (
-        f"_without_{args.without}" if args.without else "")
+        f"_without_{args.without}" if args.without else "") + (
+        f"_{args.teachers.replace(',', '_')}" if others else "")
     (results / f"ri_training{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
     if not args.holdout:
         low, high = np.percentile(predicted, [1, 99])
@@ -142,6 +165,7 @@ def main() -> None:
                      notes=json.dumps({"views": report["training_views"], "epochs": args.epochs,
                                        "target": "RI of SFace embeddings, photo views, "
                                                  f"proximity weight {PROXIMITY_WEIGHT}",
+                                       "teachers": args.teachers,
                                        "without": args.without,
                                        "final_mse": history[-1]["mse"]}))
         print(f"wrote weights/{args.name}.safetensors")

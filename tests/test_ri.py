@@ -13,7 +13,8 @@ from fiqa.recognizers import recognizer
 from fiqa.recognizers.dlib_resnet import DlibResNet
 from fiqa.recognizers.sface import HEAD_INPUTS
 from fiqa.training.degrade import degrade
-from fiqa.training.ri import ri_targets, train_ri_head
+from fiqa.training.face_vit import teacher_embeddings
+from fiqa.training.ri import ri_targets, standardised_margins, train_ri_head
 from fiqa.training.unrecognisable import NON_FACE, UNRECOGNISABLE, ui_centre, unrecognisable_views
 from fiqa.weights import provenance
 
@@ -65,6 +66,23 @@ def test_ri_target_rewards_the_own_class():
                          np.array([1, 1, 1, 1, 1, 1, 0], bool), centre)
     assert np.argmin(targets["ri"]) == 6 and targets["proximity"][6] < 30
     assert np.all(targets["margin"][:6] > 0.5)
+
+
+def test_margins_of_another_teacher(photo_views, tmp_path):
+    """SFace's standardised margins are its RI at proximity weight 0; FaceRes's, from its own
+    embeddings of the view crops, are standardised the same way, missing where SFace's are,
+    and also rank the clean views of real photos above their photo-degraded ones."""
+    clean = photo_views.view == 0
+    sface = ri_targets(photo_views.embeddings, photo_views.labels, photo_views.image, clean,
+                       torch.ones(128), proximity_weight=0.0)["ri"]
+    np.testing.assert_allclose(standardised_margins(photo_views.embeddings, photo_views), sface,
+                               rtol=1e-6)
+    faceres = standardised_margins(teacher_embeddings(photo_views, "faceres", tmp_path),
+                                   photo_views)
+    assert np.array_equal(np.isnan(faceres), np.isnan(sface))
+    assert abs(np.nanmean(faceres)) < 1e-6 and abs(np.nanstd(faceres) - 1) < 1e-6
+    assert np.nanmean(faceres[clean]) > np.nanmean(faceres[~clean]) + 0.25
+    assert 0.3 < np.corrcoef(faceres[~np.isnan(faceres)], sface[~np.isnan(sface)])[0, 1] < 0.999
 
 
 def test_ri_head_fits_its_target():

@@ -31,8 +31,6 @@ from sklearn.metrics import roc_auc_score
 
 from ..crop import resize_crops
 from ..device import emulated_precision, resolve_device
-from ..evaluation.edc import normalized_fnmr_pauc
-from ..evaluation.protocols import genuine_pairs
 from ..recognizers import recognizer
 from ..recognizers.face_vit import CROP_SPEC, FaceViT, ViTShape
 from ..recognizers.sface import SFaceStem
@@ -364,20 +362,8 @@ def held_out_report(model: FaceViT, embed: Callable, targets: torch.Tensor, view
               "held_out_degraded": float(cosine[~clean].mean()),
               "held_out_attention_auc": float(roc_auc_score(clean, score)) if 0 < clean.sum() < len(
                   clean) else float("nan")}
-    rng = np.random.default_rng(seed)
-    photo, order = views.image[index], rng.permutation(len(index))
-    degrade = rng.random(len(views.images)) < 0.5
-    wanted = order[(degrade[photo] != clean)[order]]  # a clean view or a degraded one, as drawn
-    subsets = {"clean": np.flatnonzero(clean),
-               "mixed": np.sort(wanted[np.unique(photo[wanted], return_index=True)[1]])}
-    labels = views.labels[index]
-    for subset, rows in subsets.items():
-        pairs = rows[genuine_pairs(labels[rows])]
-        quality = np.minimum(score[pairs[:, 0]], score[pairs[:, 1]])
-        for judge, unit in units.items():
-            genuine = (unit[pairs[:, 0]] * unit[pairs[:, 1]]).sum(1).numpy()
-            report[f"held_out_pauc_{subset}_{judge}"] = normalized_fnmr_pauc(genuine, quality)
-    return report
+    paucs = views.genuine_paucs(index, score, units, seed)
+    return report | {f"held_out_pauc_{key}": value for key, value in paucs.items()}
 
 
 def _embed_rows(model: FaceViT, embed: Callable, index: np.ndarray

@@ -29,7 +29,9 @@ import torch
 from rich.progress import Progress
 
 from ..crop import DEFAULT_CROP, align
+from ..evaluation.edc import normalized_fnmr_pauc
 from ..evaluation.features import FeatureCache, cached_faces
+from ..evaluation.protocols import genuine_pairs
 from ..imageio import ImageReadError, LoadedImage, read_image
 from ..pipeline import Scorer
 from ..recognizers.sface import HEAD_INPUTS, POOLED_DIM, SFace, SFaceNet
@@ -94,6 +96,30 @@ class PhotoViews:
     def has_family(self, family: str) -> np.ndarray:
         """V bools: the views ``family`` degraded."""
         return (self.families & FAMILY_BITS[family]) > 0
+
+    def genuine_paucs(self, index: np.ndarray, score: np.ndarray,
+                      units: dict[str, torch.Tensor], seed: int = 0) -> dict[str, float]:
+        """Normalised pAUC (FNMR 10 %, discard ≤ 0.2) of ``score`` (len(index) qualities of the
+        views ``index``) over their genuine comparisons, judged by each of ``units`` (name →
+        len(index)×D unit embeddings of the same views), on the clean views (``clean``, as LFW's
+        set (a)) and on one view a photo, a seeded half of the photos degraded (``mixed``, as set
+        (b)) → ``{"clean_<name>": …, "mixed_<name>": …}``."""
+        clean = self.view[index] == 0
+        rng = np.random.default_rng(seed)
+        photo, order = self.image[index], rng.permutation(len(index))
+        degrade = rng.random(len(self.images)) < 0.5
+        wanted = order[(degrade[photo] != clean)[order]]  # a clean view or a degraded one, as drawn
+        subsets = {"clean": np.flatnonzero(clean),
+                   "mixed": np.sort(wanted[np.unique(photo[wanted], return_index=True)[1]])}
+        labels = self.labels[index]
+        report = {}
+        for subset, rows in subsets.items():
+            pairs = rows[genuine_pairs(labels[rows])]
+            quality = np.minimum(score[pairs[:, 0]], score[pairs[:, 1]])
+            for name, unit in units.items():
+                genuine = (unit[pairs[:, 0]] * unit[pairs[:, 1]]).sum(1).numpy()
+                report[f"{subset}_{name}"] = normalized_fnmr_pauc(genuine, quality)
+        return report
 
 
 def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int = 0,

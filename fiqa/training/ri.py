@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..estimators.ri import RIHead
+from .photo_views import PhotoViews
 
 
 def identity_margins(embeddings: torch.Tensor, labels: np.ndarray, images: np.ndarray,
@@ -61,6 +62,13 @@ def ri_targets(embeddings: torch.Tensor, labels: np.ndarray, images: np.ndarray,
     c = identity_margins(embeddings, labels, images, clean)
     ri = (_z(c) + proximity_weight * _z(a)) / (1 + proximity_weight)
     return {"proximity": a, "margin": c, "ri": ri}
+
+
+def standardised_margins(embeddings: torch.Tensor, views: PhotoViews) -> np.ndarray:
+    """z(c) of :func:`identity_margins` for V×D ``embeddings`` of ``views`` (prototypes from the
+    clean views) → V floats, NaN where the identity has no other clean image: the RI with
+    w = 0 under another recognizer, to average with SFace's into a target of several teachers."""
+    return _z(identity_margins(embeddings, views.labels, views.image, views.view == 0))
 
 
 def _z(x: np.ndarray) -> np.ndarray:
