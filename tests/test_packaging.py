@@ -70,6 +70,9 @@ def test_wheel_holds_every_package_and_the_weights(wheel):
     assert "fiqa/model_weights/manifest.json" in names
     shipped = {name.rsplit("/", 1)[1] for name in names if name.endswith(".safetensors")}
     assert shipped == {p.name for p in (ROOT / "weights").glob("*.safetensors")}
+    calibrations = {name.rsplit("/", 1)[1] for name in names
+                    if name.startswith("fiqa/model_weights/calibrations/")}
+    assert calibrations == {p.name for p in (ROOT / "weights" / "calibrations").glob("*.json")}
 
 
 def test_installed_wheel_runs_every_command_outside_the_checkout(installed, workdir):
