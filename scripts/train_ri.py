@@ -22,8 +22,11 @@ out of the head's training, and the script reports there Spearman ρ of the pred
 the true RI, the clean-versus-degraded ROC AUC, and the normalised pAUC of the head and of SFace's
 norm over the held-out genuine comparisons judged by SFace and FaceRes, on clean views and on a
 seeded half degraded (fiqa.training.photo_views.PhotoViews.genuine_paucs, as the face ViT's
-held-out report). ``--teachers sface,faceres`` averages FaceRes's standardised identity margin
-(its embeddings of the view crops, cached in .fiqa-cache/train/ as the ViT's) into the target.
+held-out report); it needs the views' crops, and FaceRes's embeddings of them (made and cached
+in .fiqa-cache/train/ on first use, as the face ViT's). ``--teachers sface,faceres`` makes the
+target the mean of the listed recognizers' parts: SFace's RI above, and for any other its
+standardised identity margin (fiqa.training.ri.standardised_margins) of its embeddings of the
+view crops, cached as the held-out judges'.
 """
 
 from __future__ import annotations
@@ -99,8 +102,8 @@ def main() -> None:
                         help="leave out of the head's training every view this photo-degradation "
                              "family touched (benchmarks/generalisation.py --held-out)")
     parser.add_argument("--teachers", default="sface",
-                        help="comma-separated recognizers whose identity margins, standardised "
-                             "and averaged, make the target (sface: the RI above)")
+                        help="comma-separated recognizers whose parts are averaged into the "
+                             "target: sface's RI, any other's standardised identity margin")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -117,24 +120,26 @@ def main() -> None:
         load_weights("ri_centres")  # checks the file against the manifest
         centre = stored["sface.centre"]
     config = MagFaceConfig()  # the same photo views as MagFace's CPU configuration
-    others = [name for name in args.teachers.split(",") if name != "sface"]
+    teachers = args.teachers.split(",")
     # crops for the other teachers and the held-out judges (FaceRes embeds them)
-    views = cached_photo_views(images, config.views, config.seed,
-                               crops=bool(others or args.holdout))
+    views = cached_photo_views(images, config.views, config.seed, cache=ROOT / ".fiqa-cache",
+                               crops=teachers != ["sface"] or bool(args.holdout))
     features = views.features
     targets = ri_targets(views.embeddings, views.labels, views.image, views.view == 0, centre,
                          PROXIMITY_WEIGHT)
-    if others:  # the standardised margins averaged (SFace's RI is its standardised margin)
-        targets["ri"] = np.mean([targets["ri"], *(
+    if teachers != ["sface"]:  # the listed teachers' parts averaged
+        targets["ri"] = np.mean([
+            targets["ri"] if name == "sface" else
             standardised_margins(teacher_embeddings(views, name, CACHE, args.device), views)
-            for name in others)], axis=0)
+            for name in teachers], axis=0)
     held = views.held_out(args.holdout, args.seed)  # the draw of train_magface.py's --holdout
     train = ~held if args.without is None else ~held & ~views.has_family(args.without)
     head, history = train_ri_head(features[torch.from_numpy(train)], targets["ri"][train],
                                   epochs=args.epochs, seed=args.seed)
     with torch.inference_mode():
         predicted = head(features.float()).numpy()
-    report = {"training_views": int(train.sum()), "without": args.without, "history": history}
+    report = {"training_views": int(train.sum()), "without": args.without,
+              "teachers": teachers, "history": history}
     if args.holdout:
         known = held & ~np.isnan(targets["ri"])
         degraded = views.families[held] > 0
@@ -155,7 +160,7 @@ def main() -> None:
     results.mkdir(parents=True, exist_ok=True)
     suffix = (f"_holdout{args.holdout}" if args.holdout else "") + (
         f"_without_{args.without}" if args.without else "") + (
-        f"_{args.teachers.replace(',', '_')}" if others else "")
+        f"_{'_'.join(teachers)}" if teachers != ["sface"] else "")
     (results / f"ri_training{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
     if not args.holdout:
         low, high = np.percentile(predicted, [1, 99])
@@ -163,9 +168,11 @@ def main() -> None:
         save_weights(args.name, tensors | {"range": torch.tensor([low, high])}, source=SOURCE,
                      licence=LICENCE, made_by=made_by,
                      notes=json.dumps({"views": report["training_views"], "epochs": args.epochs,
-                                       "target": "RI of SFace embeddings, photo views, "
-                                                 f"proximity weight {PROXIMITY_WEIGHT}",
-                                       "teachers": args.teachers,
+                                       "target": "mean over the teachers of SFace's RI "
+                                                 f"(proximity weight {PROXIMITY_WEIGHT}) and the "
+                                                 "others' standardised identity margins, photo "
+                                                 "views",
+                                       "teachers": teachers,
                                        "without": args.without,
                                        "final_mse": history[-1]["mse"]}))
         print(f"wrote weights/{args.name}.safetensors")

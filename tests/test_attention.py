@@ -168,6 +168,8 @@ def test_second_teacher_reads_the_training_crops(tmp_path, photo_views, lfw_face
     torch.testing.assert_close(own, both)
     alone = teachers_recognisability(photo_views, "sface,student", tmp_path)
     torch.testing.assert_close(alone, standardised(quality["sface"]))
+    with pytest.raises(ValueError, match="besides student"):  # nothing to learn from at first
+        teachers_recognisability(photo_views, "student", tmp_path, student=rows)
     with pytest.raises(ValueError, match="ArcFace template"):
         view_embeddings(photo_views.crops, "dlib", tmp_path)
 

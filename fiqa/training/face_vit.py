@@ -120,10 +120,14 @@ def teachers_recognisability(views: PhotoViews, teachers: str, cache: str | Path
     """V values: the mean over the comma-separated recognizers ``teachers`` of each one's
     :func:`teacher_recognisability`, standardised over the views (NaN for a person of one
     photo). SFace's reads the views' embeddings; the others' embed the crops
-    (:func:`view_embeddings`, cached in ``cache``); ``student`` stands for the V×D embeddings
-    ``student``, and is left out while they are None."""
+    (:func:`view_embeddings`, cached in ``cache``); the name "student" reads the V×D embeddings
+    ``student``, and is left out while they are None, so ``teachers`` must name another."""
+    names = teachers.split(",")
+    if not set(names) - {"student"}:
+        raise ValueError(f"teachers must name a recognizer besides student (the first epoch "
+                         f"learns from the others only), got {teachers!r}")
     parts = []
-    for name in teachers.split(","):
+    for name in names:
         if name == "student" and student is None:
             continue
         embeddings = (student if name == "student"

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..estimators.ri import RIHead
-from .photo_views import PhotoViews
+
+if TYPE_CHECKING:
+    from .photo_views import PhotoViews
 
 
 def identity_margins(embeddings: torch.Tensor, labels: np.ndarray, images: np.ndarray,
