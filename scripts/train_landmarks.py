@@ -2,12 +2,16 @@
 ``--points 68``, weights/landmarks68_rf.safetensors); CPU, seeded, deterministic.
 
     python scripts/train_landmarks.py [--points 5|68] [--trees 100] [--max-depth 12] ...
+    python scripts/train_landmarks.py --recognizer dlib --sources celeba,lfw --name NAME
+                                        # round 1's recipe as another forest: fiqa.create(
+                                        # "landmarks", forest="NAME")
 
-Data: fiqa.training.data.training_images() (CelebA + LFW people outside View 2) and downscaled
-copies, their detections and dlib embeddings read from the feature cache (computed there first if
-missing: the first run detects and embeds the copies, ~25 min on 2 cores; later runs take ~1 min,
-~8 min with --points 68). Prints the report (held-out accuracy, importances) as JSON, stores it
-in the manifest notes and plots the feature importances. See docs/landmarks.md.
+Data: fiqa.training.data.training_images(sources=...) (five points: CelebA alone, no LFW image,
+SFace's margin as the target; 68 points: CelebA + LFW people outside View 2 and dlib's margin,
+round 1's recipe) and downscaled copies, their detections and embeddings read from the feature
+cache (computed there first if missing: about 5 min on 2 cores for the five points; later runs
+take ~1 min, ~8 min with --points 68). Prints the report (held-out accuracy, importances) as JSON,
+stores it in the manifest notes and plots the feature importances. See docs/landmarks.md.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from fiqa.training.landmarks import ForestConfig, load_training_data, train
 from fiqa.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-LICENCE = ("MIT (this training code); trained on CelebA and LFW images, published for "
-           "non-commercial research use only")
-LICENCE_68 = LICENCE + "; its inputs come from dlib's 68-point predictor, trained on iBUG 300-W "\
+DATASETS = {"celeba": "CelebA", "fiw": "FIW", "lfw": "LFW"}
+LICENCE = ("MIT (this training code); trained on {} images, published for non-commercial "
+           "research use only")
+LICENCE_68 = "; its inputs come from dlib's 68-point predictor, trained on iBUG 300-W "\
     "(non-commercial use only)"
 
 
@@ -66,6 +71,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with celeba/, lfw/")
     parser.add_argument("--cache", type=Path, default=ROOT / ".fiqa-cache",
                         help="feature cache (detections, dlib embeddings)")
+    parser.add_argument("--recognizer", default=None,
+                        help="whose margin is the target (default: sface; dlib with --points 68)")
+    parser.add_argument("--sources", default=None,
+                        help="comma-separated training sources (default: celeba; celeba,lfw with "
+                             "--points 68)")
+    parser.add_argument("--name", default=None,
+                        help="weights name (default: landmarks_rf, or landmarks68_rf)")
     parser.add_argument("--copies", type=float, default=0.5,
                         help="fraction of images also used as downscaled copies (1/8 to 1/2 size)")
     parser.add_argument("--trees", type=int, default=100)
@@ -81,19 +93,22 @@ def main() -> None:
     args = parser.parse_args()
 
     config = ForestConfig(args.trees, args.max_depth, args.min_leaf, args.max_features, args.seed)
+    five = args.points == 5
+    recognizer = args.recognizer or ("sface" if five else "dlib")
+    sources = tuple((args.sources or ("celeba" if five else "celeba,lfw")).split(","))
     with Progress() as progress:
         dataset = load_training_data(args.points, args.data, args.cache, args.copies, args.seed,
-                                     progress)
+                                     progress, recognizer, sources)
     tensors, _, report = train(dataset, config, args.folds)
-    report["config"] = vars(config)
+    report["config"] = vars(config) | {"recognizer": recognizer, "sources": list(sources)}
     nodes = len(tensors["forest.value"])
     report["nodes"] = nodes
     print(json.dumps(report, indent=2))
     if args.no_save:
         return
 
-    name = "landmarks_rf" if args.points == 5 else "landmarks68_rf"
-    stem = "landmarks" if args.points == 5 else "landmarks_68"
+    name = args.name or ("landmarks_rf" if five else "landmarks68_rf")
+    stem = name.replace("landmarks68", "landmarks_68").removesuffix("_rf")
     plot_importances(report["importances"], args.plot or ROOT / f"docs/img/{stem}_importance.png",
                      f"{name}: top feature importances")
     top = sorted(report["importances"].items(), key=lambda kv: -kv[1])[:5]
@@ -101,11 +116,13 @@ def main() -> None:
         f"scikit-learn {sklearn.__version__} RandomForestRegressor ({json.dumps(vars(config))}), "
         f"exported as flat arrays ({nodes} nodes; forest.left/right/feature/threshold/value/roots,"
         " threshold = largest float32 <= sklearn's), plus mean_shape (generalised Procrustes "
-        "mean) and fill (training medians). Data: training_images() = CelebA subset + LFW people "
-        "outside View 2, plus downscaled copies (1/8-1/2 size, re-detected); "
+        "mean), fill (training medians) and range (OOB prediction 1st/99th percentiles). Data: "
+        f"training_images(sources={list(sources)}), plus downscaled copies (1/8-1/2 size, "
+        "re-detected); "
         f"{report['faces']} faces ({report['downscaled_copies']} copies) of "
         f"{report['identities']} identities ({report['celeba_faces']} CelebA, "
-        f"{report['lfw_train_faces']} LFW). Target: dlib cosine margin = mean similarity to the "
+        f"{report['lfw_train_faces']} LFW). Target: {recognizer} cosine margin = mean similarity "
+        "to the "
         "same identity's other original images - max similarity to any other identity's image. "
         f"Held out ({report['held_out']['folds']}-fold cross-validation by identity, pooled; "
         "reject = margin < 0, cut from each fold's OOB predictions): "
@@ -120,7 +137,8 @@ def main() -> None:
     path = save_weights(
         name, tensors,
         source="trained here: scripts/train_landmarks.py (fiqa.training.landmarks)",
-        licence=LICENCE if args.points == 5 else LICENCE_68,
+        licence=LICENCE.format(" and ".join(DATASETS[source] for source in sources))
+        + ("" if five else LICENCE_68),
         made_by=shlex.join(["python", *sys.argv]), notes=notes)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

@@ -16,6 +16,7 @@ from fiqa.estimators.landmarks import Forest, feature_names, landmark_features, 
 from fiqa.estimators.landmarks68 import dlib68
 from fiqa.imageio import LoadedImage
 from fiqa.training.landmarks import export_forest, mean_shape, recognition_utility
+from fiqa.weights import load_weights, provenance
 
 
 def _located(images: list[LoadedImage]) -> tuple[list[int], list[LoadedImage], fiqa.Faces, list]:
@@ -103,6 +104,19 @@ def test_landmarks_prefers_a_real_face_to_its_tiny_copy(lfw_located):
     without_score = fiqa.Faces(faces.boxes, np.full(len(faces), np.nan), faces.landmarks,
                                faces.image_sizes)  # as for --aligned inputs: imputed, finite
     assert np.isfinite(estimator.score(scorer.crops(images, points), without_score)).all()
+
+
+def test_landmarks_reads_the_range_and_forest_it_is_given():
+    """The 0–100 mapping comes from the forest's stored prediction range; ``forest=`` names other
+    weights, and a forest of another landmark count or name is refused clearly."""
+    estimator = fiqa.create("landmarks", device="cpu")
+    assert estimator.score_range == tuple(load_weights("landmarks_rf")["range"].tolist())
+    assert estimator.provenance()[0]["sha256"] == provenance("landmarks_rf")["sha256"]
+    assert fiqa.create("landmarks", device="cpu", forest="landmarks_rf").name == "landmarks"
+    with pytest.raises(ValueError, match="reads 68 landmarks, landmarks:landmarks68_rf gives 5"):
+        fiqa.create("landmarks", device="cpu", forest="landmarks68_rf")
+    with pytest.raises(KeyError, match="no weights named"):
+        fiqa.create("landmarks", device="cpu", forest="nonesuch")
 
 
 def test_landmarks68_names_what_to_install(monkeypatch):

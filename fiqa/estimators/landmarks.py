@@ -106,11 +106,13 @@ class Forest:
 @dataclass(frozen=True)
 class LandmarkModel:
     """A trained landmark forest: reference (K×2 mean shape), fill (F training medians used for
-    non-finite features) and the forest."""
+    non-finite features), the forest, and the range of its predictions (1st and 99th percentile
+    of the out-of-bag predictions; None in forests made before it was stored)."""
 
     reference: np.ndarray
     fill: np.ndarray
     forest: Forest
+    score_range: tuple[float, float] | None = None
 
     def predict(self, landmarks: np.ndarray, faces: Faces) -> tuple[np.ndarray, np.ndarray]:
         """N×K×2 landmarks + metadata → N predicted utilities and the N×F features used."""
@@ -123,8 +125,9 @@ class LandmarkModel:
 def load_model(name: str) -> LandmarkModel:
     """The :class:`LandmarkModel` of weights ``name`` (loaded and verified once)."""
     tensors = load_weights(name)
+    score_range = tuple(tensors["range"].tolist()) if "range" in tensors else None
     return LandmarkModel(tensors["mean_shape"].numpy(), tensors["fill"].numpy(),
-                         Forest.from_tensors(tensors))
+                         Forest.from_tensors(tensors), score_range)
 
 
 @register
@@ -134,23 +137,35 @@ class LandmarkEstimator(QualityEstimator):
     Features: :func:`landmark_features` (Procrustes shape against the training mean shape, its
     residual, head pose, inter-eye pixels, box-to-image size, detector logit); non-finite values
     (e.g. no detector score for ``--aligned`` inputs) are replaced by the training median.
-    Raw score: the forest's predicted dlib margin (mean cosine similarity to the same identity minus
-    the highest to any other; true margins span about −0.06 to 0.06); predictions mostly fall in
-    ``score_range`` (−0.03, 0.03), which maps linearly to quality 0–100. Component:
-    procrustes_distance (0 = the mean shape).
+    Raw score: the forest's predicted SFace margin (mean cosine similarity to the same identity
+    minus the highest to any other, on CelebA photos and downscaled copies; no LFW image); the
+    1st to 99th percentile of its out-of-bag predictions (about −0.12 to 0.24, stored with the
+    forest) maps linearly to quality 0–100. Component: procrustes_distance (0 = the mean shape).
     """
 
     name = "landmarks"
     description = ("random forest on five-landmark geometry (trained on YuNet's), pose, face size "
-                   "and detector confidence; predicts the dlib margin")
+                   "and detector confidence; predicts the SFace margin")
     needs = frozenset({"boxes", "scores", "landmarks", "image_sizes"})
-    score_range = (-0.03, 0.03)
+    score_range = (-0.03, 0.03)  # forests that store no range (landmarks68_rf: dlib margins)
     components = ("procrustes_distance",)
     weights = ("landmarks_rf",)
+    points = 5  # landmarks per face the forest reads
 
-    def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
+    def __init__(self, device: str | torch.device = "auto", precision: str = "fp32",
+                 forest: str | None = None) -> None:
+        """forest: the weights of another forest (a name in weights/manifest.json, e.g. one
+        trained by ``scripts/train_landmarks.py --name``), making an estimator named
+        ``landmarks:<forest>``."""
         super().__init__(device, precision)
-        load_model(self.weights[0])  # fail now if missing; kept out of vars(), the cache key
+        if forest is not None and forest != self.weights[0]:
+            self.name, self.weights = f"{self.name}:{forest}", (forest,)
+        model = load_model(self.weights[0])  # fail now if missing; kept out of vars(), the key
+        if len(model.reference) != self.points:
+            raise ValueError(f"forest {self.weights[0]} reads {len(model.reference)} landmarks, "
+                             f"{self.name} gives {self.points}")
+        if model.score_range is not None:
+            self.score_range = model.score_range
 
     def landmarks(self, crops: torch.Tensor, faces: Faces) -> np.ndarray:
         """The N×K×2 landmarks whose shape is scored: here the detector's five, original pixels."""

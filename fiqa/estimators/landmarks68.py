@@ -72,6 +72,7 @@ class Landmark68Estimator(LandmarkEstimator):
                    "predictor trained on iBUG 300-W: non-commercial use only")
     crop_spec = DlibResNet.crop_spec
     weights = ("landmarks68_rf",)
+    points = 68
 
     def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
         dlib68()  # fail first, with the install hint, when dlib is missing

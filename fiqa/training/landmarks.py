@@ -1,6 +1,7 @@
 """Training the landmark-regression estimators (``landmarks``, ``landmarks68``).
 
-Target: each training image's recognition utility under the dlib recognizer, the margin
+Target: each training image's recognition utility under a recognizer (SFace for ``landmarks``
+since session 14, dlib for ``landmarks68``), the margin
 ``mean cos(own identity's other images) − max cos(any other identity's image)``. Features:
 :func:`fiqa.estimators.landmarks.landmark_features`. Model: a scikit-learn random forest, exported
 as flat arrays (:func:`export_forest`) for :class:`fiqa.estimators.landmarks.Forest`.
@@ -87,29 +88,33 @@ class LandmarkData:
 
 def load_training_data(points: int = 5, data: str | Path = DEFAULT_DATA,
                        cache_folder: str | Path = ".fiqa-cache", copies: float = 0.5,
-                       seed: int = 0, progress=None) -> LandmarkData:
-    """The training split (:func:`fiqa.training.data.training_images`, no LFW View 2 identity)
-    with ``points`` (5 or 68) landmarks per face and its dlib margin as utility, plus downscaled
-    copies of a seeded ``copies`` fraction of the images (see :func:`write_downscaled_copies`),
-    whose margins are measured against the original images.
+                       seed: int = 0, progress=None, recognizer: str = "sface",
+                       sources: tuple[str, ...] = ("celeba",)) -> LandmarkData:
+    """The photos of ``sources`` (:func:`fiqa.training.data.training_images`; CelebA alone by
+    default: no LFW image, and FIW's crops are pre-aligned, so their geometry says nothing)
+    with ``points`` (5 or 68) landmarks per face and its margin under ``recognizer`` as utility,
+    plus downscaled copies of a seeded ``copies`` fraction of the images (see
+    :func:`write_downscaled_copies`), whose margins are measured against the original images.
 
-    Detections and dlib embeddings come from the feature cache (computed there if missing; the
+    Detections and embeddings come from the feature cache (computed there if missing; the
     copies are keyed by their content too). Faces without an embedding or another image of their
     identity are dropped.
     """
     if points not in (5, 68):
         raise ValueError(f"points must be 5 or 68, not {points}")
-    images = training_images(data)
-    scorer = Scorer(estimators=(), recognizers=("dlib",), device="cpu")
+    images = training_images(data, sources=sources)
+    scorer = Scorer(estimators=(), recognizers=(recognizer,), device="cpu")
     cache = FeatureCache(cache_folder)
-    paths, faces, embeddings, found = _detected([p for p, _ in images], scorer, cache, progress)
+    paths, faces, embeddings, found = _detected([p for p, _ in images], scorer, recognizer,
+                                                cache, progress)
     identities = np.array([identity for _, identity in images])[found]
     utility = recognition_utility(embeddings, identities)
     rng = np.random.default_rng(seed)
     chosen = np.flatnonzero(rng.random(len(paths)) < copies)
     with tempfile.TemporaryDirectory() as folder:
         small = write_downscaled_copies([paths[i] for i in chosen], Path(folder), rng)
-        small, small_faces, small_embeddings, kept = _detected(small, scorer, cache, progress)
+        small, small_faces, small_embeddings, kept = _detected(small, scorer, recognizer, cache,
+                                                               progress)
         sources = chosen[kept]
         small_utility = recognition_utility(small_embeddings, identities[sources], embeddings,
                                             identities, sources)
@@ -125,10 +130,11 @@ def load_training_data(points: int = 5, data: str | Path = DEFAULT_DATA,
                         usable >= len(paths))
 
 
-def _detected(paths: list[str], scorer: Scorer, cache: FeatureCache, progress=None
-              ) -> tuple[list[str], Faces, np.ndarray, np.ndarray]:
-    """The paths with a face and a dlib embedding, their faces, embeddings and indices."""
-    embeddings = compute_features(paths, scorer, cache, progress)[0][embedding_column("dlib")]
+def _detected(paths: list[str], scorer: Scorer, recognizer: str, cache: FeatureCache,
+              progress=None) -> tuple[list[str], Faces, np.ndarray, np.ndarray]:
+    """The paths with a face and an embedding by ``recognizer``, their faces, embeddings and
+    indices."""
+    embeddings = compute_features(paths, scorer, cache, progress)[0][embedding_column(recognizer)]
     faces = cached_faces(paths, scorer, cache, progress)
     found = np.flatnonzero(np.array([len(f) == 1 for f in faces])
                            & np.isfinite(embeddings).all(1))
@@ -281,7 +287,8 @@ def train(dataset: LandmarkData, config: ForestConfig, folds: int = 5
     """Cross-validate by identity (:func:`cross_validate`), then fit the shipped forest on every
     training identity.
 
-    Returns the weights' tensors (``forest.*``, ``mean_shape``, ``fill``), the final scikit-learn
+    Returns the weights' tensors (``forest.*``, ``mean_shape``, ``fill``, ``range``: the 1st and
+    99th percentile of the out-of-bag predictions), the final scikit-learn
     model and a report (counts, held-out metrics, the reject cut, importances).
     """
     reference = mean_shape(dataset.landmarks)
@@ -304,6 +311,7 @@ def train(dataset: LandmarkData, config: ForestConfig, folds: int = 5
         .round(4).tolist(),
         "importances": dict(zip(names, model.feature_importances_.round(5).tolist(), strict=True)),
     }
+    low, high = np.percentile(model.oob_prediction_, [1, 99])
     tensors = {**export_forest(model), "mean_shape": torch.from_numpy(reference),
-               "fill": torch.from_numpy(fill)}
+               "fill": torch.from_numpy(fill), "range": torch.tensor([low, high])}
     return tensors, model, report
