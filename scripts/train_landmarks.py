@@ -70,7 +70,7 @@ def main() -> None:
                         help="MTCNN's five landmarks or dlib's 68 (needs dlib-bin)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with celeba/, lfw/")
     parser.add_argument("--cache", type=Path, default=ROOT / ".fiqa-cache",
-                        help="feature cache (detections, dlib embeddings)")
+                        help="feature cache (detections, the target recognizer's embeddings)")
     parser.add_argument("--recognizer", default=None,
                         help="whose margin is the target (default: sface; dlib with --points 68)")
     parser.add_argument("--sources", default=None,
