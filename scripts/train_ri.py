@@ -122,7 +122,7 @@ def main() -> None:
     config = MagFaceConfig()  # the same photo views as MagFace's CPU configuration
     teachers = args.teachers.split(",")
     # crops for the other teachers and the held-out judges (FaceRes embeds them)
-    views = cached_photo_views(images, config.views, config.seed, cache=ROOT / ".fiqa-cache",
+    views = cached_photo_views(images, config.views, config.seed, cache=CACHE.parent,
                                crops=teachers != ["sface"] or bool(args.holdout))
     features = views.features
     targets = ri_targets(views.embeddings, views.labels, views.image, views.view == 0, centre,
