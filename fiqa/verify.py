@@ -29,7 +29,8 @@ from .score_alignment import aligned, discrepancy_model
 # of the 3,000 View 2 genuine pairs there is 2.1 % (sface), 8.7 % (dlib), 47 % (faceres); see
 # benchmarks/results/enrollment_thresholds.json and docs/enrollment.md. magface embeds in SFace's
 # directions (only the magnitude is its own), so its cosines, and threshold, are SFace's. vit and
-# mobilefacenet have none: at FMR 1e-3 they reject 99 % of genuine pairs.
+# mobilefacenet have none: at FMR 1e-3 they reject 99 % of genuine pairs; mobileface-v3 (added
+# later) has not been measured, so it has none either.
 DLIB_THRESHOLD = 0.9265
 FACERES_THRESHOLD = 0.7564
 SFACE_THRESHOLD = 0.3581

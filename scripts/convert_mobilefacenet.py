@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from conversion import float32_tensors
-from tfjs_graph import PACKAGE, convert_main, placeholder, read_graph, strings  # on sys.path
+from tfjs_graph import PACKAGE, GraphWalk, convert_main, placeholder, strings  # on sys.path
 from torch import nn
 
 from fiqa.recognizers.mobilefacenet import EPSILON, MobileFaceNetModule
@@ -36,21 +36,9 @@ DEFAULT_GRAPH = PACKAGE / "models/mobilefacenet.json"
 
 def convert(graph_path: Path) -> dict[str, torch.Tensor]:
     """Walk the graph from the input to the normalised embeddings; return torch tensors."""
-    nodes, consumers, tensors = read_graph(graph_path)
-    visited: set[str] = set()
+    walk = GraphWalk(graph_path)
+    following, constant = walk.following, walk.constant
     out: dict[str, np.ndarray] = {}
-
-    def following(name: str, op: str, *others: str) -> dict:
-        """The one consumer of ``name`` doing ``op`` (with ``others`` as its other inputs)."""
-        found = [n for n in consumers.get(name, [])
-                 if n["op"] == op and all(other in n["input"] for other in others)]
-        if len(found) != 1:
-            raise ValueError(f"after {name}: expected one {op}, found {len(found)}")
-        visited.add(found[0]["name"])
-        return found[0]
-
-    def constant(node: dict, index: int) -> np.ndarray:
-        return tensors[node["input"][index]]
 
     def conv(name: str, layer: nn.Conv2d, key: str, relu: bool = False) -> str:
         """The convolution after ``name`` that ``layer`` reproduces (with a fused ReLU if
@@ -85,7 +73,7 @@ def convert(graph_path: Path) -> dict[str, torch.Tensor]:
         return add["name"]
 
     net = MobileFaceNetModule()
-    name = prelu(conv(placeholder(nodes, 112)["name"], net.conv, "conv"), "prelu")
+    name = prelu(conv(placeholder(walk.nodes, 112)["name"], net.conv, "conv"), "prelu")
     name = prelu(conv(name, net.depthwise, "depthwise", relu=True), None)
     name = conv(name, net.pointwise, "pointwise")
     for i, block in enumerate(net.blocks):
@@ -108,9 +96,7 @@ def convert(graph_path: Path) -> dict[str, torch.Tensor]:
     if (np.atleast_1d(constant(total, 1)).tolist() != [1] or normalised["name"] != "embeddings"
             or constant(maximum, 1) != np.float32(EPSILON)):
         raise ValueError("the output is not x / sqrt(max(‖x‖², ε)) named embeddings")
-    left = {n for n, node in nodes.items() if node["op"] not in ("Const", "Placeholder")} - visited
-    if left:
-        raise ValueError(f"{len(left)} graph ops not reproduced, e.g. {sorted(left)[:3]}")
+    walk.check_complete()
     return float32_tensors(out, net)  # every key and shape checked against net
 
 

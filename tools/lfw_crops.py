@@ -4,8 +4,9 @@
 (``fiqa.pipeline.Scorer(detector="mtcnn")``, whatever the default detector), aligns them by
 ``fiqa.crop.align`` to a recognizer's crop spec, writes them in the graph's input layout
 (N×S×S×3 little-endian float32, after ``spec.normalize``) to a temporary file, runs the tool's
-``make_fixture.mjs`` (the original TF.js graph model on tfjs's pure-JS CPU backend: ``node
-make_fixture.mjs MODEL_JSON INPUT_F32 COUNT OUTPUT_JSON``, in its folder) on them and stores,
+node script (the original TF.js graph model on tfjs's pure-JS CPU backend: ``node SCRIPT
+MODEL_JSON INPUT_F32 COUNT OUTPUT_JSON [ARGS…]``, in its folder: tools/faceres/make_fixture.mjs or
+the shared tools/tfjs_embeddings.mjs) on them and stores,
 compressed, plain arrays (no pickles):
 
     crops       N×3×S×S uint8 RGB (what the recognizer's ``embed`` takes)
@@ -47,23 +48,27 @@ def aligned_crops(paths: Sequence[str | Path], spec: CropSpec, largest: bool) ->
     return scorer.crops(images, points, spec)
 
 
-def run_node(script: Path, model: Path, crops: torch.Tensor, spec: CropSpec) -> dict:
-    """The outputs (parsed JSON) of the node ``script`` running the TF.js ``model`` on ``crops``."""
+def run_node(script: Path, model: Path, crops: torch.Tensor, spec: CropSpec,
+             script_args: Sequence[str] = ()) -> dict:
+    """The outputs (parsed JSON) of the node ``script`` running the TF.js ``model`` on ``crops``
+    (``script_args`` after its four arguments)."""
     graph_input = spec.normalize(crops).permute(0, 2, 3, 1).contiguous().numpy()
     with tempfile.TemporaryDirectory() as tmp:
         input_path, output_path = Path(tmp) / "input.f32", Path(tmp) / "output.json"
         graph_input.astype("<f4").tofile(input_path)
         subprocess.run(["node", script.name, str(model), str(input_path),
-                        str(len(crops)), str(output_path)], cwd=script.parent, check=True)
+                        str(len(crops)), str(output_path), *script_args], cwd=script.parent,
+                       check=True)
         return json.loads(output_path.read_text())
 
 
 def make_fixture(target: Path, script: Path, model: Path, paths: Sequence[str | Path],
-                 spec: CropSpec, outputs: Sequence[str], largest: bool) -> None:
+                 spec: CropSpec, outputs: Sequence[str], largest: bool,
+                 script_args: Sequence[str] = ()) -> None:
     """Write ``target`` (module docstring): the crops of ``paths`` and the ``outputs`` of the
-    node ``script`` running ``model`` on them."""
+    node ``script`` running ``model`` on them (``script_args`` passed on to it)."""
     crops = aligned_crops(paths, spec, largest)
-    result = run_node(script, model, crops, spec)
+    result = run_node(script, model, crops, spec, script_args)
     target.parent.mkdir(exist_ok=True)
     np.savez_compressed(
         target,

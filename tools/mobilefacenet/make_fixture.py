@@ -3,8 +3,9 @@
 The images are the first 100 distinct ones of the pairs of LFW View 2 (pairs.txt, fold 1), the
 largest face of each detected by our MTCNN and aligned by ``fiqa.crop.align`` to
 ``MobileFaceNet.crop_spec``. This script writes them in the graph's input layout (N×112×112×3
-float32, after ``crop_spec.normalize``), runs ``make_fixture.mjs`` (the original TF.js graph
-model on tfjs's pure-JS CPU backend) on them and stores (compressed, plain arrays, no pickles):
+float32, after ``crop_spec.normalize``), runs ``tools/tfjs_embeddings.mjs`` (the original TF.js
+graph model on tfjs's pure-JS CPU backend) on them and stores (compressed, plain arrays, no
+pickles):
 
     crops       N×3×112×112 uint8 RGB (what ``MobileFaceNet.embed`` takes)
     embeddings  N×192 float32 (graph output ``embeddings``, unit length)
@@ -36,7 +37,7 @@ COUNT = 100
 def main() -> None:
     pairs = read_lfw_pairs(LFW / "pairs.txt")
     paths = list(dict.fromkeys(pairs[["path_a", "path_b"]].to_numpy().ravel()))[:COUNT]
-    make_fixture(TARGET, HERE / "make_fixture.mjs", MODEL, paths, MobileFaceNet.crop_spec,
+    make_fixture(TARGET, HERE.parent / "tfjs_embeddings.mjs", MODEL, paths, MobileFaceNet.crop_spec,
                  ("embeddings",), largest=True)
 
 
