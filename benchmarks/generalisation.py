@@ -103,9 +103,9 @@ from fiqa.pipeline import Scorer
 from fiqa.training.photo_degrade import FaceGeometry, evaluation_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-ESTIMATORS = ("baseline,detection,landmarks,dlib-norm,sface-norm,faceres-norm,vit-norm,magface,"
-              "ri-proximity,ri,attention")
-RECOGNIZERS = "dlib,faceres,sface,mobilefacenet"
+ESTIMATORS = ("baseline,detection,landmarks,dlib-norm,sface-norm,faceres-norm,vit-norm,"
+              "mobileface-v3-norm,magface,ri-proximity,ri,attention")
+RECOGNIZERS = "dlib,faceres,sface,mobilefacenet,mobileface-v3"
 FNMR, LIMIT, FAILURES = 0.1, 0.2, "as-errors"  # as our held-back judging
 RECIPE = evaluation_recipe()
 RECIPE_ID = hashlib.sha1(repr(RECIPE).encode()).hexdigest()[:12]
