@@ -104,12 +104,13 @@ def default_threshold(recognizer: str, alignment: str | None = None) -> float:
     if alignment is not None:
         if (alignment, recognizer) not in ALIGNED_THRESHOLDS:
             raise ValueError(f"no default threshold for {alignment} scores of {recognizer!r} "
-                             f"(known: {sorted(ALIGNED_THRESHOLDS)}); pass threshold= (an "
-                             "ida-dao threshold depends on the cohort: docs/alignment.md)")
+                             f"(known: {sorted(ALIGNED_THRESHOLDS)}); give one (threshold=, "
+                             "--threshold; an ida-dao threshold depends on the cohort: "
+                             "docs/alignment.md)")
         return ALIGNED_THRESHOLDS[alignment, recognizer]
     if recognizer not in DEFAULT_THRESHOLDS:
         raise ValueError(f"no default threshold for recognizer {recognizer!r} (known: "
-                         f"{sorted(DEFAULT_THRESHOLDS)}); pass threshold=")
+                         f"{sorted(DEFAULT_THRESHOLDS)}); give one (threshold=, --threshold)")
     return DEFAULT_THRESHOLDS[recognizer]
 
 
