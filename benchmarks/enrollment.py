@@ -52,7 +52,8 @@ WEIGHTINGS = ("softmax:5", "softmax:10", "softmax:20", "power:1", "power:2", "po
 FAR = 1e-3
 PROBES, SPLITS, CAP, MIN_IMAGES = 2, 3, 20, 5
 GATES = (0, 10, 20, 30, 40, 50, 60)
-THRESHOLD_RECOGNIZERS = ("dlib", "faceres", "magface", "sface", "mobilefacenet", "vit")
+THRESHOLD_RECOGNIZERS = ("dlib", "faceres", "magface", "sface", "mobilefacenet", "mobileface-v3",
+                         "vit")
 
 
 def lfw_pairs():

@@ -26,17 +26,20 @@ from .score_alignment import aligned, discrepancy_model
 # Cosine thresholds at FMR 1e-3 over the impostor pairs among the 7,701 LFW View 2 pair images
 # (every two images of different people: 29.6 million pairs, faces from the default detector,
 # YuNet), measured on cached embeddings by `python benchmarks/enrollment.py thresholds`; the FNMR
-# of the 3,000 View 2 genuine pairs there is 2.1 % (sface), 8.7 % (dlib), 47 % (faceres); see
-# benchmarks/results/enrollment_thresholds.json and docs/enrollment.md. magface embeds in SFace's
-# directions (only the magnitude is its own), so its cosines, and threshold, are SFace's. vit and
-# mobilefacenet have none: at FMR 1e-3 they reject 99 % of genuine pairs; mobileface-v3 (added
-# later) has not been measured, so it has none either.
+# of the 3,000 View 2 genuine pairs there is 2.1 % (sface), 8.1 % (vit), 8.7 % (dlib), 47 %
+# (faceres), 51 % (mobileface-v3); see benchmarks/results/enrollment_thresholds.json and
+# docs/enrollment.md. magface embeds in SFace's directions (only the magnitude is its own), so
+# its cosines, and threshold, are SFace's. mobilefacenet has none: at FMR 1e-3 it rejects 99 %
+# of genuine pairs.
 DLIB_THRESHOLD = 0.9265
 FACERES_THRESHOLD = 0.7564
 SFACE_THRESHOLD = 0.3581
 MAGFACE_THRESHOLD = SFACE_THRESHOLD
+VIT_THRESHOLD = 0.3113
+MOBILEFACE_V3_THRESHOLD = 0.373
 DEFAULT_THRESHOLDS = {"dlib": DLIB_THRESHOLD, "faceres": FACERES_THRESHOLD,
-                      "magface": MAGFACE_THRESHOLD, "sface": SFACE_THRESHOLD}
+                      "magface": MAGFACE_THRESHOLD, "mobileface-v3": MOBILEFACE_V3_THRESHOLD,
+                      "sface": SFACE_THRESHOLD, "vit": VIT_THRESHOLD}
 # IDA-SSE score thresholds at FMR 1e-3 on LFW View 2 (its genuine pairs and 1,000,000 sampled
 # impostor pairs of its images), by `python benchmarks/alignment.py`:
 # benchmarks/results/alignment.json, docs/alignment.md. IDA-DAO has none: its scores depend on
