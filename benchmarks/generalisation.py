@@ -350,18 +350,12 @@ def degraded_pixels(source: str, face: FaceGeometry | None, seed: int,
 
 # ---------------------------------------------------------------- evaluating a set
 
-# The option that names other trained weights, for ``<estimator>:<weights>``.
-WEIGHTS_OPTION = {"ri": "head", "landmarks": "forest"}
-
-
 @functools.cache
 def estimator(name: str, device: str) -> estimators.QualityEstimator:
-    """A registered estimator, or ``ri:<head>`` / ``landmarks:<forest>``: the estimator with
-    other trained weights (e.g. a head trained ``--without`` a family by scripts/train_ri.py)."""
-    base, _, weights = name.partition(":")
-    if weights and base not in WEIGHTS_OPTION:
-        raise SystemExit(f"{name}: only {', '.join(WEIGHTS_OPTION)} take other weights")
-    return estimators.create(base, device, **({WEIGHTS_OPTION[base]: weights} if weights else {}))
+    """A registered estimator, or one with a variant (``fiqa.create``'s ``ri:<head>``,
+    ``landmarks:<forest>``, ``ri-proximity:<recognizer>``), e.g. a head trained ``--without`` a
+    family by scripts/train_ri.py."""
+    return estimators.create(name, device)
 
 
 @functools.cache

@@ -132,7 +132,8 @@ def main(version: Annotated[bool, typer.Option(
 def score(
     inputs: Inputs,
     methods: Annotated[str, typer.Option(
-        "--methods", "-m", help="Estimators, comma-separated (see `fiqa list`).")] = "baseline",
+        "--methods", "-m", help="Estimators, comma-separated (see `fiqa list`); a variant as "
+        "NAME:VALUE, e.g. ri-proximity:sface (docs/estimators.md).")] = "baseline",
     output: Annotated[str, typer.Option(
         "--output", "-o", help="Results table, .csv or .parquet, written as the run goes; "
         "with --engine ray a folder (local or a URI) of Parquet shards.")
@@ -269,7 +270,8 @@ def evaluate(
         show_default=False)],
     protocol: Protocol = "all",
     methods: Annotated[str, typer.Option(
-        "--methods", "-m", help="Estimators, comma-separated.")] = "baseline",
+        "--methods", "-m", help="Estimators, comma-separated (variants as NAME:VALUE).",
+    )] = "baseline",
     recognizer: Annotated[str, typer.Option(
         "--recognizer", "-r", help="Recognizers, comma-separated (default: the strongest "
         "three external ones, docs/recognizers.md).")] = "sface,dlib,faceres",

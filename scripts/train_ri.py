@@ -1,6 +1,7 @@
 """UI centres for the recognizers and the RI regression head → weights/ri_centres, ri_head.
 
-    python scripts/train_ri.py [--recognizers sface,mobilefacenet,dlib,faceres,magface]
+    python scripts/train_ri.py [--recognizers sface,mobilefacenet,dlib,faceres,magface,...]
+    python scripts/train_ri.py --centres-only       # the centres again, the head kept
     python scripts/train_ri.py --holdout 300        # develop: report on held-out people
     python scripts/train_ri.py --head-only          # the head again, centres kept
     python scripts/train_ri.py --head-only --without jpeg --name ri_head_without_jpeg
@@ -59,6 +60,7 @@ CACHE = ROOT / ".fiqa-cache" / "train"  # other teachers' embeddings of the view
 # held-out identities the head ranked by the SFace identity margin with Spearman ρ 0.52 (w = 1),
 # 0.70 (w = 0.25) and 0.74 (w = 0): SFace's UI proximity only adds noise (docs/ri.md).
 PROXIMITY_WEIGHT = 0.0
+RECOGNIZERS = "sface,mobilefacenet,dlib,faceres,magface,mobileface-v3,vit"
 SOURCE = "made here from training faces (CelebA + FIW, no LFW) and the recognizers' weights"
 LICENCE = "derived from the recognizers' weights; data published for non-commercial research"
 
@@ -92,11 +94,15 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n", 2)[2])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--recognizers", default="sface,mobilefacenet,dlib,faceres,magface")
+    parser.add_argument("--recognizers", default=RECOGNIZERS,
+                        help="whose UI centres to store (a new one goes last: the angles of the "
+                             "earlier ones then come out as before)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--holdout", type=int, default=0, help="identities kept out (dev)")
     parser.add_argument("--head-only", action="store_true",
                         help="keep weights/ri_centres as they are; train the head only")
+    parser.add_argument("--centres-only", action="store_true",
+                        help="store weights/ri_centres; keep the head as it is")
     parser.add_argument("--name", default="ri_head", help="weights name of the head")
     parser.add_argument("--without", choices=sorted(FAMILY_BITS), default=None,
                         help="leave out of the head's training every view this photo-degradation "
@@ -107,6 +113,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.centres_only and (args.head_only or args.holdout):
+        parser.error("--centres-only stores the centres alone: not with --head-only or --holdout")
     retain_freed_memory()  # network passes reuse freed pages, as fiqa's commands do
     images = training_images(args.data, sources=WITHOUT_LFW)
     made_by = " ".join(["python scripts/train_ri.py", *sys.argv[1:]])
@@ -119,6 +127,8 @@ def main() -> None:
                      notes=json.dumps({"recognizers": names, "views": 2000}))
         load_weights("ri_centres")  # checks the file against the manifest
         centre = stored["sface.centre"]
+        if args.centres_only:
+            return
     config = MagFaceConfig()  # the same photo views as MagFace's CPU configuration
     teachers = args.teachers.split(",")
     # crops for the other teachers and the held-out judges (FaceRes embeds them)

@@ -40,7 +40,7 @@ def test_one_pass_per_batch_gives_each_model_its_own_numbers(monkeypatch):
     for name, options in SFACE_READERS.items():
         model = fiqa.create(name, device="cpu", **options)
         alone = np.concatenate([model.score(batch) for batch in batches])
-        assert np.allclose([row[name] for row in rows], alone, rtol=1e-6), name
+        assert np.allclose([row[model.name] for row in rows], alone, rtol=1e-6), model.name
     for name in ("sface", "magface"):
         model = recognizer(name, "cpu")
         alone = np.concatenate([model.embed(batch).numpy() for batch in batches])

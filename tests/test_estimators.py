@@ -29,6 +29,22 @@ def test_registry_lists_and_creates():
         fiqa.create("no-such-estimator")
 
 
+def test_variants_set_the_declared_option(lfw_faces):
+    """``name:value`` is the estimator with its declared option set, in its own column; an
+    estimator without one, or an empty value, is refused with a clear message."""
+    crops, _ = lfw_faces
+    variant = fiqa.create("ri-proximity:sface", device="cpu")
+    explicit = fiqa.create("ri-proximity", device="cpu", recognizer="sface")
+    assert variant.name == explicit.name == "ri-proximity:sface"
+    assert variant.crop_spec.geometry == fiqa.DEFAULT_CROP.geometry  # the crops at hand
+    np.testing.assert_array_equal(variant.score(crops), explicit.score(crops))
+    assert fiqa.create("ri:ri_head_without_jpeg", device="cpu").name == "ri:ri_head_without_jpeg"
+    with pytest.raises(ValueError, match="baseline takes no ':' variant .*ri-proximity:"):
+        fiqa.create("baseline:x", device="cpu")
+    with pytest.raises(ValueError, match="nothing after ':'"):
+        fiqa.create("ri:", device="cpu")
+
+
 def test_a_new_estimator_registers_without_touching_fiqa():
     @register
     class Brightness(QualityEstimator):

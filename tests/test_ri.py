@@ -47,9 +47,10 @@ def test_ri_proximity_stored_centres_and_errors(lfw_faceset):
     assert np.mean(tiny < clean) >= 0.9
     # the 0–100 anchors: unrecognisable views sit near 0, clean faces well above them
     assert np.median(estimator.to_quality(tiny)) < 10 < 30 < np.median(estimator.to_quality(clean))
-    for name in ("sface", "mobilefacenet", "faceres", "magface"):
+    for name in ("sface", "mobilefacenet", "faceres", "magface", "mobileface-v3", "vit"):
         other = fiqa.create("ri-proximity", device="cpu", recognizer=name)
         assert other.crop_spec == recognizer(name, "cpu").crop_spec
+        assert other.name == f"ri-proximity:{name}"  # its own column beside dlib's
     with pytest.raises(ValueError, match="shape"):
         RIProximity(device="cpu", recognizer="dlib", centre=torch.ones(5))
 

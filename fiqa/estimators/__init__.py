@@ -21,8 +21,25 @@ list_estimators = _registry.names
 
 
 def create(name: str, device: str | torch.device = "auto", **options: Any) -> QualityEstimator:
-    """A ready estimator: ``create("baseline", device="cpu")``; options go to its constructor."""
-    return estimator_class(name)(device=device, **options)
+    """A ready estimator: ``create("baseline", device="cpu")``; options go to its constructor.
+
+    ``name`` may carry a variant, ``<estimator>:<value>``, for an estimator that declares one
+    (:attr:`QualityEstimator.variant`): ``create("ri-proximity:sface")`` is
+    ``create("ri-proximity", recognizer="sface")``, ``create("ri:ri_head_without_jpeg")`` a
+    head trained without JPEG, ``create("landmarks:<forest>")`` another forest.
+    """
+    base, colon, value = name.partition(":")
+    cls = estimator_class(base)
+    if colon:
+        if cls.variant is None:
+            takes = sorted(f"{n}:…" for n in list_estimators() if estimator_class(n).variant)
+            raise ValueError(f"{name!r}: {base} takes no ':' variant (those that do: "
+                             f"{', '.join(takes)})")
+        if not value:
+            raise ValueError(f"{name!r}: nothing after ':' (its {cls.variant}, e.g. "
+                             f"{base}:<{cls.variant}>)")
+        options[cls.variant] = value
+    return cls(device=device, **options)
 
 
 __all__ = ["QualityEstimator", "create", "estimator_class", "list_estimators", "register"]

@@ -35,6 +35,8 @@ class QualityEstimator(ABC):
     components: ClassVar[tuple[str, ...]] = ()  # extra per-face measures reported beside the score
     weights: ClassVar[tuple[str, ...]] = ()  # names in weights/manifest.json
     backbone: ClassVar[str | None] = None  # a fiqa.backbones name, for a shared forward pass
+    # the constructor option a "<name>:<value>" spec sets (fiqa.create), e.g. "head" for ri
+    variant: ClassVar[str | None] = None
 
     def __init__(self, device: str | torch.device = "auto", precision: str = "fp32") -> None:
         """precision: fp32, or bf16/fp16 autocast for the networks it runs (GPUs; see

@@ -151,6 +151,7 @@ class LandmarkEstimator(QualityEstimator):
     components = ("procrustes_distance",)
     weights = ("landmarks_rf",)
     points = 5  # landmarks per face the forest reads
+    variant = "forest"  # landmarks:<forest>
 
     def __init__(self, device: str | torch.device = "auto", precision: str = "fp32",
                  forest: str | None = None) -> None:

@@ -43,6 +43,7 @@ class RIRegression(QualityEstimator):
     score_range = (-3.0, 2.0)
     weights = ("sface", "ri_head")
     backbone = "sface"
+    variant = "head"  # ri:<head>
 
     def __init__(self, device: str | torch.device = "auto", head: str = "ri_head",
                  precision: str = "fp32") -> None:

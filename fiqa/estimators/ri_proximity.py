@@ -19,31 +19,38 @@ from ..weights import load_weights
 from . import register
 from .base import EmbeddingEstimator
 
+DEFAULT_RECOGNIZER = "dlib"
+
 
 @register
 class RIProximity(EmbeddingEstimator):
     """Degrees between the face's normalised embedding and the recognizer's UI centre.
 
     recognizer: a name (``dlib`` by default: its centre ranked LFW View 2 better than SFace's,
-    docs/ri.md; ``sface``, ``mobilefacenet``, ``faceres`` and ``magface`` have stored centres
-    too) or
-    any :class:`~fiqa.recognizers.Recognizer`, including your own; for one without a stored
-    centre pass ``centre`` (from ``fiqa.training.unrecognisable.ui_centre``) and, optionally,
-    ``angles`` = (angle of unrecognisable faces, angle of good faces) for the 0–100 mapping.
+    docs/ri.md; ``sface``, ``mobilefacenet``, ``faceres``, ``magface``, ``mobileface-v3`` and
+    ``vit`` have stored centres too) or any :class:`~fiqa.recognizers.Recognizer`, including
+    your own; its name then joins the estimator's (``ri-proximity:sface``: a column of its own).
+    For one without a stored centre pass ``centre`` (from
+    ``fiqa.training.unrecognisable.ui_centre``) and, optionally, ``angles`` = (angle of
+    unrecognisable faces, angle of good faces) for the 0–100 mapping.
     """
 
     name = "ri-proximity"
     description = "angle to the recognizer's unrecognisable-identity centre (RI criterion i)"
     score_range = (0.0, 90.0)
     weights = ("ri_centres",)
+    variant = "recognizer"  # ri-proximity:<recognizer>
 
-    def __init__(self, device: str | torch.device = "auto", recognizer: str | Recognizer = "dlib",
+    def __init__(self, device: str | torch.device = "auto",
+                 recognizer: str | Recognizer = DEFAULT_RECOGNIZER,
                  centre: torch.Tensor | None = None,
                  angles: tuple[float, float] | None = None, precision: str = "fp32") -> None:
         super().__init__(device, precision)
         self.recognizer = (recognizer if isinstance(recognizer, Recognizer)
                            else make_recognizer(recognizer, self.device, self.precision))
         self.crop_spec = self.recognizer.crop_spec
+        if self.recognizer.name != DEFAULT_RECOGNIZER:  # its own column: ri-proximity:sface, …
+            self.name = f"{self.name}:{self.recognizer.name}"
         if centre is None:
             centre, angles = stored_centre(self.recognizer.name)
         self.centre = torch.as_tensor(centre, dtype=torch.float32).to(self.device)
