@@ -49,8 +49,9 @@ def _is_network(cls: type[QualityEstimator]) -> bool:
 def load(name: str, kind: str | None = None) -> QualityEstimator | Recognizer:
     """The model called ``name`` on the CPU; ``kind`` ("estimator" or "recognizer") is needed only
     for a name that is both (``magface``: its quality score, or its embedding)."""
+    base = name.partition(":")[0]  # an estimator's variant (ri-proximity:sface) exports too
     kinds = [k for k, names in (("estimator", list_estimators()),
-                                ("recognizer", list_recognizers())) if name in names]
+                                ("recognizer", list_recognizers())) if base in names]
     if kind is not None:
         if kind not in KINDS:
             raise ValueError(f"kind must be estimator or recognizer, got {kind!r}")
@@ -63,6 +64,8 @@ def load(name: str, kind: str | None = None) -> QualityEstimator | Recognizer:
         raise ValueError(f"{name!r} is an estimator and a recognizer: pass --kind estimator "
                          "(its score) or --kind recognizer (its embedding)")
     if kinds[0] == "recognizer":
+        if base != name:
+            raise ValueError(f"{name!r}: a recognizer has no variants")
         return recognizer(name, "cpu")
     if not _is_network(estimator_class(name)):
         raise ValueError(f"{name} is not a torch network on crops alone (it reads detection "

@@ -85,6 +85,10 @@ class Scorer:
         self.device, self.precision = resolve_device(device), precision
         self.estimators = [e if isinstance(e, QualityEstimator)
                            else create(e, self.device, precision=precision) for e in estimators]
+        names = [e.name for e in self.estimators]
+        if len(set(names)) < len(names):
+            raise ValueError(f"two estimators give the same column: {names} (a variant's column "
+                             "carries its spec: ri-proximity:sface)")
         self.recognizers = [r if isinstance(r, Recognizer)
                             else recognizer(r, self.device, precision) for r in recognizers]
         self.batch_size, self.aligned, self.all_faces = batch_size, aligned, all_faces

@@ -24,6 +24,9 @@ class Registry(Generic[T]):
 
     def register(self, cls: T) -> T:
         """Class decorator: make ``cls`` available under ``cls.name``."""
+        if ":" in cls.name:
+            raise ValueError(f"{self.kind} name {cls.name!r}: ':' is kept for variants "
+                             "(name:value)")
         if self._classes.get(cls.name, cls) is not cls:
             raise ValueError(f"an {self.kind} named {cls.name!r} is already registered")
         self._classes[cls.name] = cls

@@ -1,5 +1,5 @@
 """Reading TF.js graph models (for scripts/convert_faceres.py, convert_mobilefacenet.py and
-convert_mobileface.py).
+convert_mobileface_v3.py).
 
 A TF.js graph model is a ``model.json`` and its weight shards (``*.bin``) beside it. The JSON's
 ``modelTopology.node`` is the frozen TF GraphDef as JSON: nodes with ``name``, ``op``, ``input``

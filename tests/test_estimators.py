@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import fiqa
+from fiqa import onnx_export
 from fiqa.estimators import QualityEstimator, estimator_class, register
 
 
@@ -39,6 +40,13 @@ def test_variants_set_the_declared_option(lfw_faces):
     assert variant.crop_spec.geometry == fiqa.DEFAULT_CROP.geometry  # the crops at hand
     np.testing.assert_array_equal(variant.score(crops), explicit.score(crops))
     assert fiqa.create("ri:ri_head_without_jpeg", device="cpu").name == "ri:ri_head_without_jpeg"
+    default = fiqa.create("ri-proximity:dlib", device="cpu")  # the default value, named anyway
+    plain = fiqa.create("ri-proximity", device="cpu")
+    assert default.name == "ri-proximity:dlib" and plain.name == "ri-proximity"
+    assert torch.equal(default.centre, plain.centre) and default.crop_spec == plain.crop_spec
+    with pytest.raises(ValueError, match="same column"):
+        fiqa.Scorer(["ri-proximity:sface", explicit], device="cpu")
+    assert onnx_export.load("ri-proximity:sface").name == "ri-proximity:sface"
     with pytest.raises(ValueError, match="baseline takes no ':' variant .*ri-proximity:"):
         fiqa.create("baseline:x", device="cpu")
     with pytest.raises(ValueError, match="nothing after ':'"):

@@ -16,8 +16,13 @@ from .base import QualityEstimator
 
 _registry: Registry[type[QualityEstimator]] = Registry("estimator", __name__, "fiqa.estimators")
 register = _registry.register
-estimator_class = _registry.get
 list_estimators = _registry.names
+
+
+def estimator_class(name: str) -> type[QualityEstimator]:
+    """The class of estimator ``name``, also of a variant spec ``name:value`` (ValueError for an
+    unknown name)."""
+    return _registry.get(name.partition(":")[0])
 
 
 def create(name: str, device: str | torch.device = "auto", **options: Any) -> QualityEstimator:
@@ -26,10 +31,12 @@ def create(name: str, device: str | torch.device = "auto", **options: Any) -> Qu
     ``name`` may carry a variant, ``<estimator>:<value>``, for an estimator that declares one
     (:attr:`QualityEstimator.variant`): ``create("ri-proximity:sface")`` is
     ``create("ri-proximity", recognizer="sface")``, ``create("ri:ri_head_without_jpeg")`` a
-    head trained without JPEG, ``create("landmarks:<forest>")`` another forest.
+    head trained without JPEG, ``create("landmarks:<forest>")`` (and ``landmarks68:``) another
+    forest. The estimator is then named by the spec, a default value included
+    (``ri-proximity:dlib``), so that its column always says what made it.
     """
     base, colon, value = name.partition(":")
-    cls = estimator_class(base)
+    cls = estimator_class(name)
     if colon:
         if cls.variant is None:
             takes = sorted(f"{n}:…" for n in list_estimators() if estimator_class(n).variant)
@@ -39,7 +46,10 @@ def create(name: str, device: str | torch.device = "auto", **options: Any) -> Qu
             raise ValueError(f"{name!r}: nothing after ':' (its {cls.variant}, e.g. "
                              f"{base}:<{cls.variant}>)")
         options[cls.variant] = value
-    return cls(device=device, **options)
+    estimator = cls(device=device, **options)
+    if colon:
+        estimator.name = name
+    return estimator
 
 
 __all__ = ["QualityEstimator", "create", "estimator_class", "list_estimators", "register"]

@@ -17,7 +17,7 @@ from ..recognizers import Recognizer, recognizer
 from ..recognizers.dlib_resnet import DlibResNet
 from ..recognizers.face_vit import FaceViTRecognizer
 from ..recognizers.faceres import FaceRes
-from ..recognizers.mobileface import MobileFaceV3
+from ..recognizers.mobileface_v3 import MobileFaceV3
 from ..recognizers.sface import SFace
 from . import register
 from .base import EmbeddingEstimator

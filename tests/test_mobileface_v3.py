@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from fiqa.estimators import create
 from fiqa.recognizers import list_recognizers, recognizer
-from fiqa.recognizers.mobileface import MobileFaceV3
+from fiqa.recognizers.mobileface_v3 import MobileFaceV3
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "mobileface_v3_parity.npz"
 
@@ -23,7 +23,7 @@ def mobileface() -> MobileFaceV3:
 
 @pytest.fixture(scope="module")
 def parity() -> dict[str, np.ndarray]:
-    """Crops and the outputs of the TF.js model on them (tools/mobileface/make_fixture.py)."""
+    """Crops and the outputs of the TF.js model on them (tools/mobileface_v3/make_fixture.py)."""
     with np.load(FIXTURE) as data:
         return dict(data)
 

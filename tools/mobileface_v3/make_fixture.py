@@ -9,7 +9,7 @@ MTCNN, run through models/mobileface.json by tools/tfjs_embeddings.mjs; stored a
 (1) and ``images``.
 
 Needs ../shared/data/lfw, node, ``npm ci`` in tools/faceres and the model files (see
-scripts/convert_mobileface.py). Run from anywhere: python tools/mobileface/make_fixture.py
+scripts/convert_mobileface_v3.py). Run from anywhere: python tools/mobileface_v3/make_fixture.py
 """
 
 import dataclasses
@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE.parent))  # tools/, for lfw_crops
 
 from lfw_crops import HUMAN_MODELS, LFW, ROOT, make_fixture  # noqa: E402
 
-from fiqa.recognizers.mobileface import MobileFaceV3  # noqa: E402
+from fiqa.recognizers.mobileface_v3 import MobileFaceV3  # noqa: E402
 from fiqa.verification import read_lfw_pairs  # noqa: E402
 
 COUNT = 100

@@ -19,8 +19,8 @@ def depthwise(channels: int, stride: int) -> nn.Conv2d:
 
 
 class Stage(nn.Module):
-    """1×1 convolution (linear), a stride-2 3×3 depthwise + PReLU, then two stride-1 depthwise +
-    PReLU layers whose output is added to the first one's."""
+    """1×1 convolution (linear), a stride-2 3×3 depthwise + PReLU, then a residual branch of
+    two stride-1 3×3 depthwise + PReLU layers around that output."""
 
     def __init__(self, inputs: int, outputs: int) -> None:
         super().__init__()
