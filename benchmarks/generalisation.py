@@ -57,7 +57,9 @@ Time (2 shared CPU cores, ``OMP_NUM_THREADS=1``). The smoke test above, from an 
 (200 pairs: 312 images per set, 10 sets, ~1,650 image feature passes, 1,340 degraded photos):
 4 min 49 s; run again, everything reused: 22 s. Building costs 30–60 ms per degraded photo.
 A feature pass with every default model costs about 0.37 s per image here (MTCNN 64 ms, the
-ten estimators 157 ms, the four recognizers 127 ms, measured on 64 images), so the full run
+ten estimators 157 ms, the four recognizers 127 ms, measured on 64 images in session 4; since
+session 9 YuNet and cheaper passes: clean and photo, 12 estimators × 5 recognizers + vit, took
+533 s + 331 s from a near-empty cache in session 15), so the full run
 (7,701 clean images, then 3,850 new images in each of the 9 degraded sets: ~42,000 passes,
 ~35,000 degraded photos) takes about 4.5 h of features plus 30 min of building, ~5 h in all;
 less when the clean LFW features are already in the cache. A GPU (``--device cuda``) cuts the
