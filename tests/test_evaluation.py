@@ -130,10 +130,14 @@ def test_images_without_a_face_count_as_errors_or_are_left_out(tmp_path, lfw_pat
         out = tmp_path / failures
         result = CliRunner().invoke(app, [
             "evaluate", str(people), "--protocol", f"{tmp_path}/same.txt,{tmp_path}/diff.txt",
-            "-r", "dlib", "--fnmr", "0", "--bootstrap", "0", "--failures", failures,
-            "--cache", str(tmp_path / "cache"), "-o", str(out), "--device", "cpu"])
+            "-r", "dlib", "-m", "baseline,ri-proximity:dlib", "--fnmr", "0", "--bootstrap", "0",
+            "--failures", failures, "--cache", str(tmp_path / "cache"), "-o", str(out),
+            "--device", "cpu"])
         assert result.exit_code == 0, result.output
-        summaries[failures] = json.loads((out / "summary.json").read_text())["results"][0]
+        rows = {row["estimator"]: row for row in
+                json.loads((out / "summary.json").read_text())["results"]}
+        assert set(rows) == {"baseline", "ri-proximity:dlib"}  # a variant gets its own rows
+        summaries[failures] = rows["baseline"]
     errors, left_out = summaries["auto"], summaries["left-out"]
     assert errors["failures"] == "as-errors" and errors["failed_genuine"] == 1
     assert errors["genuine"] == 3 and errors["left_out"] == 0
