@@ -954,7 +954,8 @@ def list_models() -> None:
         low, high = cls.score_range
         estimator_rows.append((name, cls.description, [
             f"raw {low:g} – {high:g}", "needs " + (", ".join(sorted(cls.needs)) or "crops only"),
-            "weights " + (", ".join(cls.weights) or "none")]))
+            "weights " + (", ".join(cls.weights) or "none"),
+            *([f"variant {name}:<{cls.variant}>"] if cls.variant else [])]))
     recognizer_rows = []
     for name in recognizers.list_recognizers():
         cls = recognizers.recognizer_class(name)

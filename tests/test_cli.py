@@ -114,6 +114,7 @@ def test_list_shows_estimators_and_weights():
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
     assert "baseline" in result.output and "mtcnn" in result.output and "MIT" in result.output
+    assert "ri-proximity:<recognizer>" in result.output.replace("\n", "")  # variants shown
 
 
 def test_killed_run_resumes_to_the_same_table(tmp_path, lfw_paths):
