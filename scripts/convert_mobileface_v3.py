@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from conversion import float32_tensors
-from tfjs_graph import PACKAGE, GraphWalk, convert_main, placeholder, strings  # on sys.path
+from tfjs_graph import (  # on sys.path
+    PACKAGE,
+    GraphWalk,
+    conv_weight,
+    convert_main,
+    placeholder,
+    strings,
+)
 from torch import nn
 
 from fiqa.recognizers.mobileface_v3 import MobileFaceV3Module
@@ -53,14 +60,9 @@ def convert(graph_path: Path) -> dict[str, torch.Tensor]:
             name = pad["name"]
         depthwise = layer.groups > 1
         node = following(name, "DepthwiseConv2dNative" if depthwise else "Conv2D")
-        stride = layer.stride[0]
-        ints = {k: [int(i) for i in node["attr"][k]["list"]["i"]] for k in ("strides", "dilations")}
-        if (ints != {"strides": [1, stride, stride, 1], "dilations": [1, 1, 1, 1]}
-                or strings(node, "data_format") != ["NHWC"]
-                or strings(node, "padding") != ["VALID"] or len(node["input"]) != 2):
+        if strings(node, "padding") != ["VALID"] or len(node["input"]) != 2:
             raise ValueError(f"{node['name']}: differs from {key} ({layer})")
-        weights = constant(node, 1)  # H×W×in×out; depthwise H×W×C×1
-        out[f"{key}.weight"] = weights.transpose((2, 3, 0, 1) if depthwise else (3, 2, 0, 1))
+        out[f"{key}.weight"] = conv_weight(node, layer, constant(node, 1))
         return node["name"]
 
     def prelu(name: str, key: str) -> str:

@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from conversion import float32_tensors
-from tfjs_graph import PACKAGE, GraphWalk, convert_main, placeholder, strings  # on sys.path
+from tfjs_graph import (  # on sys.path
+    PACKAGE,
+    GraphWalk,
+    conv_weight,
+    convert_main,
+    placeholder,
+    strings,
+)
 from torch import nn
 
 from fiqa.recognizers.mobilefacenet import EPSILON, MobileFaceNetModule
@@ -47,14 +54,10 @@ def convert(graph_path: Path) -> dict[str, torch.Tensor]:
         node = following(name, "FusedDepthwiseConv2dNative" if depthwise else "_FusedConv2D")
         stride, kernel = layer.stride[0], layer.kernel_size[0]
         padding = "SAME" if layer.padding[0] or stride > 1 else "VALID"  # see same_conv
-        ints = {k: [int(i) for i in node["attr"][k]["list"]["i"]] for k in ("strides", "dilations")}
-        if (ints != {"strides": [1, stride, stride, 1], "dilations": [1, 1, 1, 1]}
-                or strings(node, "data_format") != ["NHWC"]
-                or kernel > 1 and strings(node, "padding") != [padding]
+        if (kernel > 1 and strings(node, "padding") != [padding]
                 or strings(node, "fused_ops") != (["BiasAdd", "Relu"] if relu else ["BiasAdd"])):
             raise ValueError(f"{node['name']}: differs from {key} ({layer})")
-        weights = constant(node, 1)  # H×W×in×out; depthwise H×W×C×1
-        out[f"{key}.weight"] = weights.transpose((2, 3, 0, 1) if depthwise else (3, 2, 0, 1))
+        out[f"{key}.weight"] = conv_weight(node, layer, constant(node, 1))
         out[f"{key}.bias"] = constant(node, 2)
         return node["name"]
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from conversion import save  # scripts/ is on sys.path
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tools/faceres/node_modules/.cache/human-models/package"  # npm pack, extracted
@@ -90,6 +91,18 @@ class GraphWalk:
                 if node["op"] not in ("Const", "Placeholder")} - self._visited
         if left:
             raise ValueError(f"{len(left)} graph ops not reproduced, e.g. {sorted(left)[:3]}")
+
+
+def conv_weight(node: dict, layer: nn.Conv2d, kernel: np.ndarray) -> np.ndarray:
+    """The TF convolution ``node``'s ``kernel`` (H×W×in×out; depthwise H×W×C×1) in ``layer``'s
+    torch layout (out×in×H×W; depthwise C×1×H×W), after checking that the node has the layer's
+    strides, no dilation and NHWC data (ValueError otherwise)."""
+    stride = layer.stride[0]
+    ints = {k: [int(i) for i in node["attr"][k]["list"]["i"]] for k in ("strides", "dilations")}
+    if (ints != {"strides": [1, stride, stride, 1], "dilations": [1, 1, 1, 1]}
+            or strings(node, "data_format") != ["NHWC"]):
+        raise ValueError(f"{node['name']}: strides, dilations or data format differ from {layer}")
+    return kernel.transpose((2, 3, 0, 1) if layer.groups > 1 else (3, 2, 0, 1))
 
 
 def placeholder(nodes: dict[str, dict], side: int) -> dict:
