@@ -173,7 +173,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("-r", "--recognizers", default=RECOGNIZERS)
     parser.add_argument("--family-estimators", default=None,
                         help="estimators of the per-family sets (default: --estimators)")
-    parser.add_argument("--held-out", action="append", default=[], metavar="FAMILY=EST[,EST]",
+    parser.add_argument("--held-out", action="append", default=[], metavar="FAMILY=EST[+EST]",
                         help="also evaluate these estimators (trained without FAMILY) on "
                         "family-FAMILY only; repeatable")
     parser.add_argument("--families", default=",".join(FAMILIES),
@@ -192,8 +192,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def names(text: str) -> tuple[str, ...]:
-    """Comma-separated names, in order, once each (``+`` belongs to a name: fusion:a+b)."""
-    return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    return tuple(dict.fromkeys(n.strip() for n in text.replace("+", ",").split(",") if n.strip()))
 
 
 def variants(args: argparse.Namespace) -> list[Variant]:
@@ -207,7 +206,7 @@ def variants(args: argparse.Namespace) -> list[Variant]:
     for spec in args.held_out:
         family, _, extra = spec.partition("=")
         if family not in FAMILIES or not extra:
-            raise SystemExit(f"--held-out {spec!r}: expected FAMILY=EST[,EST], FAMILY in "
+            raise SystemExit(f"--held-out {spec!r}: expected FAMILY=EST[+EST], FAMILY in "
                              f"{list(FAMILIES)}")
         held_out[family] = held_out.get(family, ()) + names(extra)
     common = names(args.estimators)
