@@ -4,6 +4,8 @@
     python scripts/train_magface.py --config gpu --device cuda   # fine-tune the backbone too
     python scripts/train_magface.py --holdout 300 --no-save      # develop on held-out people
     python scripts/train_magface.py --lodo             # leave-one-domain-out
+    python scripts/train_magface.py --holdout 300 --no-save --pairwise 0.3
+                                    # a trial: degraded views' magnitudes below their clean view's
 
 Data: fiqa.training.data.training_images(sources=--sources), by default CelebA and FIW and *no
 LFW image*, so LFW (View 2 and all) stays unseen. Every photo gives a clean view and ``--views``
@@ -83,7 +85,8 @@ def main() -> None:
         report = dev_report(net, views, ~train)
         print(json.dumps(report, indent=2))
         history.append({"dev": report})
-    suffix = f"_{args.config}" + (f"_holdout{args.holdout}" if args.holdout else "")
+    suffix = (f"_{args.config}" + (f"_holdout{args.holdout}" if args.holdout else "")
+              + (f"_pairwise{config.pairwise:g}" if config.pairwise else ""))
     write_history(RESULTS / f"magface_training{suffix}.json", config, history)
     if not args.no_save:
         save(net, args, config, f"{int(train.sum())} views of {len(views.identities)} "
@@ -98,10 +101,11 @@ def domains(views: PhotoViews) -> dict[str, np.ndarray]:
 
 
 def fit(views: PhotoViews, train: np.ndarray, config: MagFaceConfig):
-    """A head trained on the views where ``train`` is true (labels renumbered)."""
+    """A head trained on the views where ``train`` is true (labels and rows renumbered)."""
     _, labels = np.unique(views.labels[train], return_inverse=True)
     return train_head(views.features[torch.from_numpy(train)], labels, config,
-                      log=lambda row: print(json.dumps(row), flush=True))
+                      log=lambda row: print(json.dumps(row), flush=True),
+                      clean_rows=views.clean_partners(train))
 
 
 def scores(net, views: PhotoViews, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -113,15 +117,19 @@ def scores(net, views: PhotoViews, rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def dev_report(net, views: PhotoViews, rows: np.ndarray) -> dict:
-    """Spearman ρ against the SFace identity margin and clean-vs-degraded AUC on ``rows``."""
+    """Spearman ρ against the SFace identity margin, clean-vs-degraded AUC, and the normalised
+    pAUC judged by SFace on the clean views and on a seeded half degraded
+    (:meth:`PhotoViews.genuine_paucs`), on ``rows``."""
     margin = identity_margins(views.embeddings[rows], views.labels[rows], views.image[rows],
                               views.view[rows] == 0)
     known, degraded = ~np.isnan(margin), views.families[rows] > 0
+    unit = torch.nn.functional.normalize(views.embeddings[rows].float(), dim=1)
     report = {"views": int(rows.sum())}
     for name, score in scores(net, views, rows).items():
         report[name] = {"rho_margin": float(spearmanr(score[known], margin[known])[0]),
                         "auc_clean": float(roc_auc_score(~degraded, score))
-                        if 0 < degraded.sum() < len(degraded) else None}
+                        if 0 < degraded.sum() < len(degraded) else None,
+                        **views.genuine_paucs(np.flatnonzero(rows), score, {"sface": unit})}
     return report
 
 

@@ -120,6 +120,25 @@ def test_head_training_learns_identities(photo_views):
         assert torch.allclose(net.backbone(x), recognizer("sface", "cpu").model(x), atol=1e-4)
 
 
+def test_pairwise_term_ranks_degraded_views_below_their_clean_view(photo_views):
+    """With the pairwise term, more degraded training views get a smaller magnitude than their
+    own photo's clean view than without it."""
+    partners = photo_views.clean_partners(np.ones(len(photo_views), bool))
+    degraded = np.flatnonzero((partners >= 0) & (photo_views.view > 0))
+    below = {}
+    for weight in (0.0, 3.0):
+        config = MagFaceConfig(epochs=25, batch_size=8, lr=3e-3, pairwise=weight)
+        net, history = train_head(photo_views.features, photo_views.labels, config,
+                                  log=lambda row: None, clean_rows=partners)
+        with torch.inference_mode():
+            magnitude = net.head(photo_views.features.float()).norm(dim=1).numpy()
+        below[weight] = np.mean(magnitude[degraded] < magnitude[partners[degraded]])
+    assert history[-1]["pairwise"] < history[0]["pairwise"]
+    assert below[3.0] > below[0.0] and below[3.0] >= 0.85
+    with pytest.raises(ValueError, match="clean_rows"):
+        train_head(photo_views.features, photo_views.labels, config)
+
+
 def test_finetune_updates_the_backbone(photo_views, tmp_path):
     config = MagFaceConfig(views=1, epochs=1, batch_size=4, lr=1e-3, backbone_lr=1e-3)
     images = photo_views.images[:4]

@@ -33,7 +33,13 @@ from ..pipeline import Scorer
 from ..recognizers.magface import EMBEDDING_DIM, MagFaceNet
 from ..recognizers.sface import SFace
 from ..weights import load_weights
-from .photo_views import clean_geometry, read_photo, render_view
+from .photo_views import (
+    clean_geometry,
+    ranking_loss,
+    read_photo,
+    render_view,
+    with_clean_partners,
+)
 
 
 @dataclass
@@ -54,6 +60,9 @@ class MagFaceConfig:
     batch_size: int = 256
     lr: float = 1e-3
     backbone_lr: float = 0.0  # 0: frozen backbone (CPU configuration); > 0: fine-tune (GPU)
+    # weight of a logistic term asking each degraded view's magnitude to fall below its own
+    # clean view's (CPU configuration; 0: off, the shipped head)
+    pairwise: float = 0.0
     seed: int = 0
 
 
@@ -65,8 +74,24 @@ class MagFaceLoss(nn.Module):
         self.config = config
         self.weight = nn.Parameter(torch.randn(classes, dim) * 0.01)
 
-    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """features N×dim (unnormalised), labels N → {"loss", "ce", "g", "accuracy"} scalars."""
+    def forward(self, features: torch.Tensor, labels: torch.Tensor,
+                pairs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """features N×dim (unnormalised), labels N → {"loss", "ce", "g", "accuracy"} scalars.
+
+        pairs: P×2 rows (a degraded view, its clean view) of ``features``; adds ``"pairwise"``,
+        the mean of softplus(‖f_degraded‖ − ‖f_clean‖), weighted by ``config.pairwise``. Rows
+        labelled −1 (clean views there only as partners) count in that term alone."""
+        c = self.config
+        if pairs is None:
+            return self._classification(features, labels)
+        norms = features.norm(dim=1)
+        parts = self._classification(features[labels >= 0], labels[labels >= 0])
+        parts["pairwise"] = ranking_loss(norms, pairs)
+        parts["loss"] = parts["loss"] + c.pairwise * parts["pairwise"]
+        return parts
+
+    def _classification(self, features: torch.Tensor, labels: torch.Tensor
+                        ) -> dict[str, torch.Tensor]:
         c = self.config
         magnitude = features.norm(dim=1).clamp(c.l_a, c.u_a)
         margin = c.l_m + (c.u_m - c.l_m) * (magnitude - c.l_a) / (c.u_a - c.l_a)
@@ -84,9 +109,13 @@ class MagFaceLoss(nn.Module):
 
 
 def train_head(features: torch.Tensor, labels: np.ndarray, config: MagFaceConfig,
-               log: Callable[[dict], None] = print) -> tuple[MagFaceNet, list[dict]]:
+               log: Callable[[dict], None] = print, clean_rows: np.ndarray | None = None
+               ) -> tuple[MagFaceNet, list[dict]]:
     """The CPU configuration: a MagFace head on frozen SFace head inputs (V×1152, from
     :func:`~fiqa.training.photo_views.cached_photo_views`). labels: V ints 0…C−1.
+    clean_rows: V ints, the row of each view's clean view (itself for a clean one, −1 where
+    none), needed when ``config.pairwise`` > 0: the clean partners of a batch's degraded views
+    join it for the pairwise term.
     Returns the whole network (SFace backbone + trained head) and the epoch log."""
     torch.manual_seed(config.seed)
     net = _initial_net()
@@ -96,10 +125,20 @@ def train_head(features: torch.Tensor, labels: np.ndarray, config: MagFaceConfig
     y = torch.from_numpy(labels).long()
     generator = torch.Generator().manual_seed(config.seed)
 
-    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    if config.pairwise > 0 and clean_rows is None:
+        raise ValueError("a pairwise term needs clean_rows")
+    partner = None if config.pairwise == 0 else torch.from_numpy(clean_rows).long()
+
+    def batches() -> Iterator[tuple]:
         for batch in torch.randperm(len(y), generator=generator).split(config.batch_size):
-            if len(batch) > 1:  # batch norm needs two rows
+            if len(batch) < 2:  # batch norm needs two rows
+                continue
+            if partner is None:
                 yield features[batch].float(), y[batch]
+                continue
+            rows, pairs = with_clean_partners(batch, partner)
+            yield (features[rows].float(),
+                   torch.cat([y[batch], torch.full((len(pairs),), -1)]), pairs)
 
     per_epoch = math.ceil(len(y) / config.batch_size)
     history = _fit(net.head, loss_fn, optimizer, [config.lr], batches, per_epoch, config, log)
@@ -169,17 +208,18 @@ def _fit(model: nn.Module, loss_fn: MagFaceLoss, optimizer: torch.optim.Optimize
     for epoch in range(config.epochs):
         started, sums, count = time.monotonic(), {}, 0
         model.train()
-        for inputs, labels in batches():
+        for inputs, labels, *pairs in batches():
             embeddings = model(inputs)
-            parts = loss_fn(embeddings, labels)
+            parts = loss_fn(embeddings, labels, *pairs)
             optimizer.zero_grad()
             parts["loss"].backward()
             optimizer.step()
             schedule.step()
-            parts["magnitude"] = embeddings.norm(dim=1).mean()
+            trained = labels >= 0  # not the partners of a pairwise term
+            parts["magnitude"] = embeddings[trained].norm(dim=1).mean()
             for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + value.item() * len(labels)
-            count += len(labels)
+                sums[key] = sums.get(key, 0.0) + value.item() * int(trained.sum())
+            count += int(trained.sum())
         history.append({"epoch": epoch + 1, **{k: v / count for k, v in sums.items()},
                         "seconds": round(time.monotonic() - started, 1)})
         log(history[-1])

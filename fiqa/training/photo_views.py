@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from rich.progress import Progress
 
 from ..crop import DEFAULT_CROP, align
@@ -93,6 +94,14 @@ class PhotoViews:
         drawn = np.random.default_rng(seed).choice(len(self.identities), size=count, replace=False)
         return np.isin(self.labels, drawn)
 
+    def clean_partners(self, rows: np.ndarray) -> np.ndarray:
+        """For the views where the V bools ``rows`` are true, in order: the position among them
+        of the same photo's clean view (a clean view's own), or −1 where it is not among them."""
+        photo, clean = self.image[rows], self.view[rows] == 0
+        position = np.full(len(self.images), -1)
+        position[photo[clean]] = np.flatnonzero(clean)
+        return position[photo]
+
     def has_family(self, family: str) -> np.ndarray:
         """V bools: the views ``family`` degraded."""
         return (self.families & FAMILY_BITS[family]) > 0
@@ -120,6 +129,22 @@ class PhotoViews:
                 genuine = (unit[pairs[:, 0]] * unit[pairs[:, 1]]).sum(1).numpy()
                 report[f"{subset}_{name}"] = normalized_fnmr_pauc(genuine, quality)
         return report
+
+
+def with_clean_partners(batch: torch.Tensor, partners: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``batch`` of a training set whose row ``i`` has its clean view at ``partners[i]``
+    (:meth:`PhotoViews.clean_partners`) → (the rows followed by the clean views of the degraded
+    ones among them, P×2 positions in those rows of each degraded view and its clean view)."""
+    degraded = ((partners[batch] >= 0) & (partners[batch] != batch)).nonzero()[:, 0]
+    rows = torch.cat([batch, partners[batch[degraded]]])
+    return rows, torch.stack([degraded, len(batch) + torch.arange(len(degraded))], dim=1)
+
+
+def ranking_loss(scores: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """Mean softplus(score of the degraded view − score of its clean view) over the P×2
+    ``pairs`` of (:func:`with_clean_partners`): small when each degraded view scores lower."""
+    return F.softplus(scores[pairs[:, 0]] - scores[pairs[:, 1]]).mean()
 
 
 def cached_photo_views(images: list[tuple[str, str]], views: int = 2, seed: int = 0,
