@@ -111,9 +111,6 @@ def main() -> None:
                         help="comma-separated recognizers whose parts are averaged into the "
                              "target: sface's RI, any other's standardised identity margin")
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--pairwise", type=float, default=0.0,
-                        help="weight of a term asking each degraded view to score below its "
-                        "clean view (0: off)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.centres_only and (args.head_only or args.holdout):
@@ -148,8 +145,7 @@ def main() -> None:
     held = views.held_out(args.holdout, args.seed)  # the draw of train_magface.py's --holdout
     train = ~held if args.without is None else ~held & ~views.has_family(args.without)
     head, history = train_ri_head(features[torch.from_numpy(train)], targets["ri"][train],
-                                  epochs=args.epochs, seed=args.seed, pairwise=args.pairwise,
-                                  clean_rows=views.clean_partners(train))
+                                  epochs=args.epochs, seed=args.seed)
     with torch.inference_mode():
         predicted = head(features.float()).numpy()
     report = {"training_views": int(train.sum()), "without": args.without,
@@ -174,8 +170,7 @@ def main() -> None:
     results.mkdir(parents=True, exist_ok=True)
     suffix = (f"_holdout{args.holdout}" if args.holdout else "") + (
         f"_without_{args.without}" if args.without else "") + (
-        f"_{'_'.join(teachers)}" if teachers != ["sface"] else "") + (
-        f"_pairwise{args.pairwise:g}" if args.pairwise else "")
+        f"_{'_'.join(teachers)}" if teachers != ["sface"] else "")
     (results / f"ri_training{suffix}.json").write_text(json.dumps(report, indent=1) + "\n")
     if not args.holdout:
         low, high = np.percentile(predicted, [1, 99])
@@ -189,7 +184,6 @@ def main() -> None:
                                                  "views",
                                        "teachers": teachers,
                                        "without": args.without,
-                                       "pairwise": args.pairwise,
                                        "final_mse": history[-1]["mse"]}))
         print(f"wrote weights/{args.name}.safetensors")
 

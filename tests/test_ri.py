@@ -97,28 +97,6 @@ def test_ri_head_fits_its_target():
     assert np.corrcoef(predicted, target)[0, 1] > 0.9
 
 
-def test_pairwise_term_puts_degraded_views_below_their_clean_view(photo_views):
-    """On real photo views, with SFace's margins as the target: the pairwise term lowers more
-    degraded views below their own clean view than MSE alone. A view without a target (NaN,
-    here one clean view) is left out of both terms."""
-    clean = photo_views.view == 0
-    target = ri_targets(photo_views.embeddings, photo_views.labels, photo_views.image, clean,
-                        torch.ones(128), proximity_weight=0.0)["ri"]
-    target[np.flatnonzero(clean)[0]] = np.nan
-    partners = photo_views.clean_partners(np.ones(len(photo_views), bool))
-    degraded = np.flatnonzero((partners >= 0) & ~clean)
-    below = {}
-    for weight in (0.0, 3.0):
-        head, _ = train_ri_head(photo_views.features, target, epochs=30, batch_size=8,
-                                log=lambda row: None, pairwise=weight, clean_rows=partners)
-        with torch.inference_mode():
-            predicted = head(photo_views.features.float()).numpy()
-        below[weight] = np.mean(predicted[degraded] < predicted[partners[degraded]])
-    assert below[3.0] > below[0.0] and below[3.0] >= 0.85
-    with pytest.raises(ValueError, match="clean_rows"):
-        train_ri_head(photo_views.features, target, pairwise=1.0)
-
-
 @pytest.mark.parametrize("family", sorted(PHOTO_DEGRADATIONS))
 def test_ri_estimator_prefers_clean_photos(lfw_photo_pairs, family):
     """LFW View 2 people (no LFW image was trained on), whole photos degraded by settings of the

@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 
 from ..estimators.ri import RIHead
-from .photo_views import ranking_loss, with_clean_partners
 
 if TYPE_CHECKING:
     from .photo_views import PhotoViews
@@ -81,24 +80,12 @@ def _z(x: np.ndarray) -> np.ndarray:
 
 def train_ri_head(features: torch.Tensor, targets: np.ndarray, epochs: int = 20,
                   batch_size: int = 256, lr: float = 2e-3, seed: int = 0,
-                  log: Callable[[dict], None] = print, pairwise: float = 0.0,
-                  clean_rows: np.ndarray | None = None) -> tuple[RIHead, list[dict]]:
+                  log: Callable[[dict], None] = print) -> tuple[RIHead, list[dict]]:
     """A :class:`RIHead` fitted by mean squared error to ``targets`` (NaN targets skipped) from
-    SFace head inputs (N×1152). Returns the head (eval mode) and the per-epoch log.
-
-    pairwise: weight of a term asking each degraded view to score below its own clean view
-    (:func:`~fiqa.training.photo_views.ranking_loss`); needs ``clean_rows``, N ints, the row of
-    each view's clean view (:meth:`~fiqa.training.photo_views.PhotoViews.clean_partners`)."""
+    SFace head inputs (N×1152). Returns the head (eval mode) and the per-epoch log."""
     torch.manual_seed(seed)
     known = ~np.isnan(targets)
     x, t = features[torch.from_numpy(known)], torch.from_numpy(targets[known]).float()
-    partner = None
-    if pairwise > 0:
-        if clean_rows is None:
-            raise ValueError("a pairwise term needs clean_rows")
-        position = np.cumsum(known) - 1  # row among the known targets
-        linked = (clean_rows >= 0) & known[np.maximum(clean_rows, 0)]
-        partner = torch.from_numpy(np.where(linked, position[clean_rows], -1)[known]).long()
     head = RIHead()
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * math.ceil(len(t) / batch_size)
@@ -109,13 +96,7 @@ def train_ri_head(features: torch.Tensor, targets: np.ndarray, epochs: int = 20,
         head.train()
         total = 0.0
         for batch in torch.randperm(len(t), generator=generator).split(batch_size):
-            if partner is None:
-                loss = F.mse_loss(head(x[batch].float()), t[batch])
-            else:
-                rows, pairs = with_clean_partners(batch, partner)
-                predicted = head(x[rows].float())
-                loss = (F.mse_loss(predicted[: len(batch)], t[batch])
-                        + pairwise * ranking_loss(predicted, pairs))
+            loss = F.mse_loss(head(x[batch].float()), t[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
