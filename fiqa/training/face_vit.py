@@ -66,9 +66,6 @@ class ViTConfig:
     # "student": the student's own embeddings of the views, taken anew before every epoch but
     # the first (which learns from the others only)
     teachers: str = "sface,faceres"
-    # weight of a second such term over the batch's clean views alone, so that the natural
-    # variation of clean photos counts beside the clean/degraded split (0: off, the shipped run)
-    attention_clean: float = 0.0
     holdout: int = 300  # identities kept out of training, to report the cosine on
     seed: int = 0
 
@@ -278,10 +275,6 @@ def distill(views: PhotoViews, config: ViTConfig, device: torch.device,
                 known = ~wanted.isnan()
                 loss = loss + config.attention_weight * (1 - _pearson(scores[known],
                                                                       wanted[known]))
-                if config.attention_clean:
-                    clean = known & torch.from_numpy(views.view[index] == 0).to(device)
-                    loss = loss + config.attention_clean * (1 - _pearson(scores[clean],
-                                                                         wanted[clean]))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trained, 1.0)
