@@ -137,6 +137,8 @@ def test_pairwise_term_ranks_degraded_views_below_their_clean_view(photo_views):
     assert below[3.0] > below[0.0] and below[3.0] >= 0.85
     with pytest.raises(ValueError, match="clean_rows"):
         train_head(photo_views.features, photo_views.labels, config)
+    with pytest.raises(ValueError, match="cached views"):
+        finetune(photo_views.images[:4], config, torch.device("cpu"))
 
 
 def test_finetune_updates_the_backbone(photo_views, tmp_path):

@@ -19,11 +19,19 @@ PACKAGES = sorted(str(p.parent.relative_to(ROOT)).replace(os.sep, ".")
                   for p in (ROOT / "fiqa").rglob("__init__.py"))
 
 
+# what a build leaves in the tree or a developer keeps beside it, never part of the source
+NOT_SOURCE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", ".venv", ".fiqa-cache",
+                                    "node_modules", "__pycache__", ".*_cache")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+    """The wheel built from a copy of the source tree: a ``build/`` folder left by an earlier
+    build would otherwise put modules deleted since into it."""
+    source, out = tmp_path_factory.mktemp("source") / "fiqa", tmp_path_factory.mktemp("wheel")
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True)
+                    str(source)], check=True, capture_output=True)
     return next(out.glob("fiqa-*.whl"))
 
 
@@ -67,6 +75,8 @@ def test_wheel_holds_every_package_and_the_weights(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert PACKAGES and all(f"{p.replace('.', '/')}/__init__.py" in names for p in PACKAGES)
     assert {"fiqa.evaluation", "fiqa.training"} <= set(PACKAGES)
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "fiqa").rglob("*.py")}
+    assert {name for name in names if name.endswith(".py")} == modules
     assert "fiqa/model_weights/manifest.json" in names
     shipped = {name.rsplit("/", 1)[1] for name in names if name.endswith(".safetensors")}
     assert shipped == {p.name for p in (ROOT / "weights").glob("*.safetensors")}

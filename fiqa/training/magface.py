@@ -152,6 +152,9 @@ def finetune(images: list[tuple[str, str]], config: MagFaceConfig, device: torch
     every step (:func:`~fiqa.training.photo_views.render_view`; ``config.backbone_lr`` for the
     backbone, ``config.lr`` for the head). images: (path, identity) training list; ``cache``
     holds the clean photos' detections."""
+    if config.pairwise:
+        raise ValueError("the pairwise term needs the cached views of the CPU configuration "
+                         "(train_head), not views rendered afresh")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     geometry = clean_geometry(images, cache)
