@@ -25,15 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conversion import float32_tensors
-from tfjs_graph import (  # on sys.path
-    PACKAGE,
-    GraphWalk,
-    conv_weight,
-    convert_main,
-    placeholder,
-    strings,
-)
+from conversion import float32_tensors  # conversion and tfjs_graph: scripts/, on sys.path
+from tfjs_graph import PACKAGE, GraphWalk, conv_weight, convert_main, placeholder, strings
 
 from fiqa.recognizers.faceres import FaceResNet
 
