@@ -41,7 +41,7 @@ from sklearn.metrics import roc_auc_score
 
 from fiqa.device import resolve_device, retain_freed_memory
 from fiqa.training.data import SOURCES, WITHOUT_LFW, training_images
-from fiqa.training.magface import MagFaceConfig, finetune, train_head
+from fiqa.training.magface import MagFaceConfig, finetune, train_on_views
 from fiqa.training.photo_views import PhotoViews, cached_photo_views
 from fiqa.training.ri import identity_margins
 from fiqa.training.runs import chosen_config, config_parser, run_facts, write_history
@@ -80,7 +80,7 @@ def main() -> None:
         lodo(views, config)
         return
     train = ~views.held_out(args.holdout, config.seed)
-    net, history = fit(views, train, config)
+    net, history = train_on_views(views, train, config, log=_print_row)
     if args.holdout:
         report = dev_report(net, views, ~train)
         print(json.dumps(report, indent=2))
@@ -98,14 +98,6 @@ def domains(views: PhotoViews) -> dict[str, np.ndarray]:
     sources = views.sources
     return {name: sources == name if name in SOURCES else views.has_family(name)
             for name in LODO_DOMAINS}
-
-
-def fit(views: PhotoViews, train: np.ndarray, config: MagFaceConfig):
-    """A head trained on the views where ``train`` is true (labels and rows renumbered)."""
-    _, labels = np.unique(views.labels[train], return_inverse=True)
-    return train_head(views.features[torch.from_numpy(train)], labels, config,
-                      log=lambda row: print(json.dumps(row), flush=True),
-                      clean_rows=views.clean_partners(train))
 
 
 def scores(net, views: PhotoViews, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -140,10 +132,14 @@ def lodo(views: PhotoViews, config: MagFaceConfig) -> None:
     quick = dataclasses.replace(config, epochs=15)
     report = {"config": dataclasses.asdict(quick), "domains": {}}
     for domain, mask in domains(views).items():
-        net, _ = fit(views, ~held & ~mask, quick)
+        net, _ = train_on_views(views, ~held & ~mask, quick, log=_print_row)
         report["domains"][domain] = dev_report(net, views, held & (mask | (views.view == 0)))
         print(domain, json.dumps(report["domains"][domain]), flush=True)
         (RESULTS / "magface_lodo.json").write_text(json.dumps(report, indent=1) + "\n")
+
+
+def _print_row(row: dict) -> None:
+    print(json.dumps(row), flush=True)
 
 
 def save(net, args, config: MagFaceConfig, data: str, history: list[dict]) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import LFW, PHOTO_DEGRADATIONS
 from PIL import Image
 from safetensors.torch import save_file
@@ -32,6 +33,7 @@ from fiqa.training.face_vit import (
     distill,
     evaluate_held_out,
     stem_maps,
+    student_outputs,
     teacher_recognisability,
     teachers_recognisability,
     view_embeddings,
@@ -221,6 +223,19 @@ def test_distillation_learns_and_resumes(tmp_path, photo_views):
     bare = dataclasses.replace(photo_views, crops=None)
     with pytest.raises(ValueError, match="crops=True"):
         distill(bare, config, torch.device("cpu"))
+
+
+def test_student_outputs_of_views_are_the_estimators_scores(photo_views):
+    """The training side's scores of photo views (benchmarks/fusion_heldout.py reads them) are
+    the ``attention`` estimator's raw scores and the ``vit`` recognizer's embeddings of the
+    same crops."""
+    estimator, index = AttentionQuality(device="cpu"), np.array([0, 4, 7, 11])
+    embeddings, scores = student_outputs(estimator.model, photo_views, index)
+    crops = photo_views.crops[torch.from_numpy(index)]
+    torch.testing.assert_close(scores.float(), estimator.network_score(crops).float(),
+                               atol=1e-4, rtol=1e-4)
+    expected = recognizer("vit", "cpu").embed(crops)
+    assert F.cosine_similarity(embeddings.float(), torch.as_tensor(expected).float()).min() > 0.999
 
 
 def test_overlay_colours_follow_the_map(lfw_faceset):

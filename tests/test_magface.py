@@ -15,7 +15,13 @@ from fiqa.recognizers.dlib_resnet import DlibResNet
 from fiqa.recognizers.sface import HEAD_INPUTS, SFace
 from fiqa.training import photo_views as photo_views_module
 from fiqa.training.degrade import DEGRADATIONS, degrade, random_degradations
-from fiqa.training.magface import MagFaceConfig, MagFaceLoss, finetune, train_head
+from fiqa.training.magface import (
+    MagFaceConfig,
+    MagFaceLoss,
+    finetune,
+    train_head,
+    train_on_views,
+)
 from fiqa.training.photo_views import cached_photo_views
 
 
@@ -118,6 +124,21 @@ def test_head_training_learns_identities(photo_views):
     with torch.inference_mode():
         x = torch.randn(2, 3, 112, 112)
         assert torch.allclose(net.backbone(x), recognizer("sface", "cpu").model(x), atol=1e-4)
+
+
+def test_training_on_views_leaves_the_held_out_people_out(photo_views):
+    """train_on_views on all but one person is train_head on their views alone, labels
+    renumbered: the same head to the last weight."""
+    config = MagFaceConfig(epochs=3, batch_size=8, lr=3e-3)
+    train = photo_views.labels != photo_views.labels[0]
+    net, history = train_on_views(photo_views, train, config, log=lambda row: None)
+    _, labels = np.unique(photo_views.labels[train], return_inverse=True)
+    alone, _ = train_head(photo_views.features[torch.from_numpy(train)], labels, config,
+                          log=lambda row: None)
+    assert len(history) == 3 and labels.max() + 1 == len(set(photo_views.labels)) - 1
+    for a, b in zip(net.head.state_dict().values(), alone.head.state_dict().values(),
+                    strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_pairwise_term_ranks_degraded_views_below_their_clean_view(photo_views):

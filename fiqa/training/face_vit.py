@@ -338,6 +338,15 @@ def evaluate_held_out(model: FaceViT, views: PhotoViews, config: ViTConfig,
                            held_out_judges(views, cache, device))
 
 
+def student_outputs(model: FaceViT, views: PhotoViews, index: np.ndarray,
+                    device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's len(index)×D embeddings and ATTN-FIQA scores (mean last-block logit) of
+    views ``index``, its stem run on their crops (no cached maps); eval mode."""
+    device = resolve_device(device)
+    model = model.to(device)
+    return _embed_rows(model, _encoder(model, views, None, device), index)
+
+
 def held_out_judges(views: PhotoViews, cache: str | Path, device: str | torch.device
                     ) -> dict[str, torch.Tensor]:
     """The recognizers besides the student that judge the held-out report (SFace and FaceRes,

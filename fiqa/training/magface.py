@@ -34,6 +34,7 @@ from ..recognizers.magface import EMBEDDING_DIM, MagFaceNet
 from ..recognizers.sface import SFace
 from ..weights import load_weights
 from .photo_views import (
+    PhotoViews,
     clean_geometry,
     ranking_loss,
     read_photo,
@@ -143,6 +144,15 @@ def train_head(features: torch.Tensor, labels: np.ndarray, config: MagFaceConfig
     per_epoch = math.ceil(len(y) / config.batch_size)
     history = _fit(net.head, loss_fn, optimizer, [config.lr], batches, per_epoch, config, log)
     return net.eval(), history
+
+
+def train_on_views(views: PhotoViews, train: np.ndarray, config: MagFaceConfig,
+                   log: Callable[[dict], None] = print) -> tuple[MagFaceNet, list[dict]]:
+    """:func:`train_head` on the photo views where the V-bool ``train`` is true (their labels
+    renumbered 0…C−1) → the network and the epoch log."""
+    _, labels = np.unique(views.labels[train], return_inverse=True)
+    return train_head(views.features[torch.from_numpy(train)], labels, config, log=log,
+                      clean_rows=views.clean_partners(train))
 
 
 def finetune(images: list[tuple[str, str]], config: MagFaceConfig, device: torch.device,
