@@ -238,21 +238,6 @@ def test_student_outputs_of_views_are_the_estimators_scores(photo_views):
     assert F.cosine_similarity(embeddings.float(), torch.as_tensor(expected).float()).min() > 0.999
 
 
-def test_flip_variant_averages_the_crop_and_its_mirror(photo_views):
-    """``attention:flip`` scores each face by the mean of its crop's and its mirror's scores, in
-    passes of its own; a view it does not know is refused."""
-    plain, flip = fiqa.estimators.create("attention", "cpu"), fiqa.estimators.create(
-        "attention:flip", "cpu")
-    crops = photo_views.crops[:6]
-    expected = (plain.network_score(crops) + plain.network_score(crops.flip(-1))) / 2
-    torch.testing.assert_close(flip.network_score(crops), expected)
-    assert flip.name == "attention:flip" and flip.backbone is None and plain.backbone == "vit"
-    assert not torch.allclose(expected, plain.network_score(crops))  # faces are not symmetric
-    np.testing.assert_allclose(flip(crops)["score"], expected.numpy(), rtol=1e-5)
-    with pytest.raises(ValueError, match="'crop' or 'flip'"):
-        fiqa.estimators.create("attention:mirror", "cpu")
-
-
 def test_overlay_colours_follow_the_map(lfw_faceset):
     crop = lfw_faceset.crops(np.arange(1), CROP_SPEC)[0].permute(1, 2, 0).numpy()
     heatmap = np.zeros((14, 14), np.float32)

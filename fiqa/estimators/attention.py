@@ -34,8 +34,6 @@ class AttentionQuality(QualityEstimator):
     ``save_face_vit``) to read instead of ours; its crops are ``CROP_SPEC`` at its input size.
     score_range: raw scores mapped to 0–100 quality; for our model, the 1st to 99th percentile of
     the scores of its training views (``docs/attention.md``); give your own for your model.
-    views: ``"crop"``, the crop's score; ``"flip"`` (``attention:flip``), the mean of the crop's
-    and its mirror image's, two passes of its own instead of the shared one.
     """
 
     name = "attention"
@@ -45,17 +43,12 @@ class AttentionQuality(QualityEstimator):
     weights = FaceViTRecognizer.weights
 
     backbone = "vit"  # ours reads the shared pass (FaceViTTrunk); another model runs its own
-    variant = "views"  # attention:flip
 
     def __init__(self, device: str | torch.device = "auto",
                  model: FaceViT | str | Path | None = None,
                  score_range: tuple[float, float] | None = None,
-                 precision: str = "fp32", views: str = "crop") -> None:
+                 precision: str = "fp32") -> None:
         super().__init__(device, precision)
-        if views not in ("crop", "flip"):
-            raise ValueError(f"attention views are 'crop' or 'flip' (the mean of the crop's and "
-                             f"its mirror's scores), not {views!r}")
-        self.views = views
         if model is None:
             model = self.shared.net
         else:  # not ours: the evaluation cache tells models apart by this
@@ -64,8 +57,6 @@ class AttentionQuality(QualityEstimator):
             self.fingerprint = hashlib.sha256(b"".join(
                 value.detach().cpu().numpy().tobytes() for value in model.state_dict().values()
             )).hexdigest()
-        if views == "flip":
-            self.backbone = None  # the mirror needs a pass the shared one does not make
         self.model = model.to(self.device).eval()
         if model.shape.size != CROP_SPEC.size:
             self.crop_spec = replace(CROP_SPEC, size=model.shape.size)
@@ -78,13 +69,8 @@ class AttentionQuality(QualityEstimator):
                             self.device, self.precision)
 
     def network_score(self, crops: torch.Tensor) -> torch.Tensor:
-        def score(x: torch.Tensor) -> torch.Tensor:
-            value = self.model.forward_with_score(x)[1]
-            if self.views == "flip":
-                value = (value + self.model.forward_with_score(x.flip(-1))[1]) / 2
-            return value
-
-        return run_on_crops(score, self.crop_spec, crops, self.device, self.precision)
+        return run_on_crops(lambda x: self.model.forward_with_score(x)[1], self.crop_spec, crops,
+                            self.device, self.precision)
 
     def measure(self, crops: torch.Tensor, faces: Faces | None) -> dict[str, np.ndarray]:
         return {"score": self.network_score(crops).cpu().numpy()}
