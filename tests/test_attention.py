@@ -226,7 +226,7 @@ def test_distillation_learns_and_resumes(tmp_path, photo_views):
 
 
 def test_student_outputs_of_views_are_the_estimators_scores(photo_views):
-    """The training side's scores of photo views (benchmarks/fusion_heldout.py reads them) are
+    """The training side's scores of photo views (benchmarks/held_out_scores.py reads them) are
     the ``attention`` estimator's raw scores and the ``vit`` recognizer's embeddings of the
     same crops."""
     estimator, index = AttentionQuality(device="cpu"), np.array([0, 4, 7, 11])
