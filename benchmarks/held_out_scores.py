@@ -6,7 +6,9 @@ The first stage of two declared trials, each with its rule written before any re
 - ``generalisation/fusion_heldout_rule.md``: fused scores (the mean of members' raw scores,
   each standardised by its mean and spread over the clean views of 2,000 seeded training photos);
 - ``flip_rule.md``: mirror-averaged scores (the mean of the raw scores of the crop and of its
-  mirror image).
+  mirror image);
+- ``mirror_rule.md``: mirror consistency (the cosine between a recognizer's embeddings of the
+  crop and of its mirror image).
 
 The people are the 300 identities ``PhotoViews.held_out(300, seed=0)`` draws. The shipped ViT
 never saw them; MagFace's head is retrained without them (the shipped recipe); SFace's norm is
@@ -31,7 +33,7 @@ from sklearn.metrics import roc_auc_score
 from fiqa.backbones import run_on_crops
 from fiqa.device import retain_freed_memory
 from fiqa.recognizers.face_vit import load_face_vit
-from fiqa.recognizers.sface import SFace
+from fiqa.recognizers.sface import POOLED_DIM, SFace
 from fiqa.training.data import DEFAULT_DATA, WITHOUT_LFW, training_images
 from fiqa.training.face_vit import student_outputs, teacher_embeddings
 from fiqa.training.magface import MagFaceConfig, train_on_views
@@ -48,6 +50,7 @@ RULES = {
                                             "generalisation/fusion_heldout_rule.md"),
     "attention:flip": (("attention",), 5, 0.01, "flip_rule.md"),
     "magface:flip": (("magface",), 5, 0.01, "flip_rule.md"),
+    "sface-mirror": (("sface-norm",), 4, float("inf"), "mirror_rule.md"),
 }
 
 
@@ -74,7 +77,9 @@ def main() -> None:
     student = load_face_vit(weights_dir() / "face_vit.safetensors")
     embeddings, attention = student_outputs(student, views, rows.numpy())
     mirrored = dataclasses.replace(views, crops=views.crops[rows[:len(index)]].flip(-1))
-    _, attention_mirrored = student_outputs(student, mirrored, np.arange(len(index)))
+    student_mirrored, attention_mirrored = student_outputs(student, mirrored,
+                                                           np.arange(len(index)))
+    features_mirrored = mirror_features(net, mirrored)
     raw = {"magface": magnitudes(net, views.features[rows]),
            "attention": attention.float().numpy(),
            "sface-norm": views.embeddings[rows].float().norm(dim=1).numpy()}
@@ -83,10 +88,13 @@ def main() -> None:
     for members in FUSED:
         scores["fusion:" + "+".join(members)] = np.mean([standard[m] for m in members], axis=0)
     scores["attention:flip"] = (scores["attention"] + attention_mirrored.float().numpy()) / 2
-    scores["magface:flip"] = (scores["magface"] + magnitudes(net, mirror_features(
-        net, mirrored))) / 2
-
+    scores["magface:flip"] = (scores["magface"] + magnitudes(net, features_mirrored)) / 2
     held_rows = torch.from_numpy(index)
+    scores["sface-mirror"] = F.cosine_similarity(
+        views.embeddings[held_rows].float(), features_mirrored[:, POOLED_DIM:]).numpy()
+    scores["vit-mirror"] = F.cosine_similarity(
+        embeddings[:len(index)].float(), student_mirrored.float()).numpy()
+
     units = {"vit": F.normalize(embeddings[:len(index)].float(), dim=1),
              "sface": F.normalize(views.embeddings[held_rows].float(), dim=1),
              "faceres": F.normalize(
