@@ -60,23 +60,33 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 
     A named file is always kept (an unreadable one gets its status later); a list's relative
     paths are relative to the list; a file reached twice is kept once, where first met. Raises
-    FileNotFoundError for an argument that matches nothing.
+    FileNotFoundError for an argument that matches nothing: a missing path, a folder without
+    images, a glob that matches no file.
     """
     paths: list[Path] = []
     for item in map(str, inputs):
         path = Path(item)
         if path.is_dir():
-            paths += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not (found := folder_images(path)):
+                raise FileNotFoundError(f"no images in folder {item} (searched recursively for "
+                                        f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths += found
         elif path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
             lines = (line.strip() for line in path.read_text().splitlines())
             paths += [path.parent / line for line in lines if line and not line.startswith("#")]
         elif path.is_file():
             paths.append(path)
-        elif matches := sorted(glob.glob(item, recursive=True)):
-            paths += [Path(m) for m in matches if Path(m).is_file()]
+        elif files := [Path(m) for m in sorted(glob.glob(item, recursive=True))
+                       if Path(m).is_file()]:
+            paths += files
         else:
             raise FileNotFoundError(f"no such file, folder or glob match: {item}")
     return list({_identity(path): path for path in reversed(paths)}.values())[::-1]
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """The image files (by suffix) anywhere under ``folder``, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _identity(path: Path) -> str:
@@ -89,7 +99,7 @@ def identity_folders(folder: str | Path) -> dict[str, list[Path]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"no such folder: {folder}")
-    people = {sub.name: expand_inputs([sub]) for sub in sorted(folder.iterdir()) if sub.is_dir()}
+    people = {sub.name: folder_images(sub) for sub in sorted(folder.iterdir()) if sub.is_dir()}
     people = {name: paths for name, paths in people.items() if paths}
     if not people:
         raise ValueError(f"{folder} holds no sub-folder with images (one per identity)")

@@ -87,3 +87,9 @@ def test_expand_inputs(tmp_path, rgb):
     assert expand_inputs([tmp_path / "a/notes.dat"]) == [tmp_path / "a/notes.dat"]
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         expand_inputs([tmp_path / "nothing-here"])
+    (tmp_path / "empty" / "inner").mkdir(parents=True)
+    (tmp_path / "empty" / "readme.md").write_text("no photos here")
+    with pytest.raises(FileNotFoundError, match="no images in folder .*empty"):
+        expand_inputs([tmp_path / "a", tmp_path / "empty"])
+    with pytest.raises(FileNotFoundError, match="glob match"):  # matches a folder, no file
+        expand_inputs([f"{tmp_path}/emp*"])
