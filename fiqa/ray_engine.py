@@ -62,7 +62,7 @@ def list_inputs(inputs: Iterable[str]) -> list[str]:
     """Image paths of ``inputs``, in order, each once: local files, folders, globs and lists as
     :func:`~fiqa.imageio.expand_inputs`, and URIs of files or folders (searched recursively for
     image suffixes) on any filesystem pyarrow opens. Raises FileNotFoundError for an argument
-    that names nothing."""
+    that names nothing or a folder without images."""
     inputs = [str(item) for item in inputs]
     if not any(map(is_uri, inputs)):
         return [str(path) for path in expand_inputs(inputs)]
@@ -83,9 +83,12 @@ def _list_uri(uri: str) -> list[str]:
         raise FileNotFoundError(f"no such file or folder: {uri}")
     base, mark, query = uri.partition("?")  # s3://bucket/dir?endpoint_override=…
     found = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
-    return sorted(f"{base.rstrip('/')}/{f.path[len(root):].lstrip('/')}{mark}{query}"
-                  for f in found
-                  if f.type == fs.FileType.File and Path(f.path).suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(f"{base.rstrip('/')}/{f.path[len(root):].lstrip('/')}{mark}{query}"
+                    for f in found
+                    if f.type == fs.FileType.File and Path(f.path).suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise FileNotFoundError(f"no images in folder {uri}")
+    return images
 
 
 def read_bytes(path: str, attempts: int = 3) -> bytes:

@@ -54,6 +54,10 @@ def test_nothing_scored_exits_1_and_typos_exit_2(tmp_path):
     assert missing.exit_code == 2 and "nope" in missing.output
     unknown = score(str(tmp_path / "x.jpg"), "-m", "nonsense", "-o", str(tmp_path / "o3.csv"))
     assert unknown.exit_code == 2 and "available" in unknown.output
+    (tmp_path / "empty").mkdir()
+    empty = score(str(tmp_path / "empty"), "-o", str(tmp_path / "o4.csv"))
+    assert empty.exit_code == 2 and "no images in folder" in empty.output
+    assert not (tmp_path / "o4.csv").exists()
 
 
 def test_existing_output_is_protected_and_parquet_works(tmp_path, lfw_paths):

@@ -127,15 +127,19 @@ def test_head_training_learns_identities(photo_views):
 
 
 def test_training_on_views_leaves_the_held_out_people_out(photo_views):
-    """train_on_views on all but one person is train_head on their views alone, labels
-    renumbered: the same head to the last weight."""
-    config = MagFaceConfig(epochs=3, batch_size=8, lr=3e-3)
+    """train_on_views on all but one person, with the pairwise term (which reads each degraded
+    view's clean partner), is train_head on those people's views alone, labels renumbered 0…4
+    and partners found among them: the same head to the last weight."""
+    config = MagFaceConfig(epochs=3, batch_size=8, lr=3e-3, pairwise=1.0)
     train = photo_views.labels != photo_views.labels[0]
     net, history = train_on_views(photo_views, train, config, log=lambda row: None)
-    _, labels = np.unique(photo_views.labels[train], return_inverse=True)
+    views = np.flatnonzero(train)
+    labels = np.searchsorted(np.unique(photo_views.labels[train]), photo_views.labels[train])
+    image, view = photo_views.image[views], photo_views.view[views]
+    partners = np.array([np.flatnonzero((image == i) & (view == 0))[0] for i in image])
     alone, _ = train_head(photo_views.features[torch.from_numpy(train)], labels, config,
-                          log=lambda row: None)
-    assert len(history) == 3 and labels.max() + 1 == len(set(photo_views.labels)) - 1
+                          log=lambda row: None, clean_rows=partners)
+    assert len(history) == 3 and labels.max() == 4 and (partners < len(views)).all()
     for a, b in zip(net.head.state_dict().values(), alone.head.state_dict().values(),
                     strict=True):
         torch.testing.assert_close(a, b)

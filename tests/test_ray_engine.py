@@ -106,6 +106,8 @@ def test_uris_are_listed_and_read_and_bad_outputs_refused(bad_inputs: Path, tmp_
     (stranger / "notes.txt").write_text("mine")
     mixed = runner.invoke(app, ["score", str(bad_inputs), *RAY, "-o", str(stranger)])
     assert mixed.exit_code == 2 and "notes.txt" in mixed.output
+    empty = runner.invoke(app, ["score", f"file://{stranger}", *RAY, "-o", f"file://{folder}2"])
+    assert empty.exit_code == 2 and "no images in folder" in empty.output
 
 
 def test_actors_on_this_cpu_are_warned_of_emulated_precision(lfw_paths: list[Path],

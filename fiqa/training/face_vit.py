@@ -341,7 +341,8 @@ def evaluate_held_out(model: FaceViT, views: PhotoViews, config: ViTConfig,
 def student_outputs(model: FaceViT, views: PhotoViews, index: np.ndarray,
                     device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """The student's len(index)×D embeddings and ATTN-FIQA scores (mean last-block logit) of
-    views ``index``, its stem run on their crops (no cached maps); eval mode."""
+    views ``index``, its stem run on their crops (no cached maps); ``model`` is moved to
+    ``device`` and left in eval mode."""
     device = resolve_device(device)
     model = model.to(device)
     return _embed_rows(model, _encoder(model, views, None, device), index)
