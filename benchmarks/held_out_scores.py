@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--holdout", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-scores", type=Path, default=None, metavar="NPZ",
+                        help="also write the held-out views' rows, every score of them and the "
+                             "judges' unit embeddings (judge:<name>) to this .npz")
     args = parser.parse_args()
     retain_freed_memory()
     cache = ROOT / ".fiqa-cache"
@@ -110,6 +113,9 @@ def main() -> None:
     result = {"held_out_views": len(index), "reference_views": len(reference), "scores": report,
               "verdicts": {name: verdict(report, name, *rule) for name, rule in RULES.items()}}
     OUT.write_text(json.dumps(result, indent=1) + "\n")
+    if args.save_scores:
+        np.savez(args.save_scores, rows=index, **scores,
+                 **{f"judge:{name}": unit.numpy() for name, unit in units.items()})
     print(json.dumps(result, indent=1))
 
 
