@@ -43,8 +43,8 @@ def main() -> None:
     units = {name: torch.from_numpy(saved[f"judge:{name}"]) for name in JUDGES}
     members = np.stack([saved[name] for name in MEMBERS])  # M×N
     people = views.labels[rows]
-    first = np.random.default_rng(args.seed).permutation(np.unique(people))[:len(
-        np.unique(people)) // 2]
+    distinct = np.unique(people)
+    first = np.random.default_rng(args.seed).permutation(distinct)[:len(distinct) // 2]
     grid = [np.array(w) / 10 for w in itertools.product(range(11), repeat=len(MEMBERS))
             if sum(w) == 10]
 
@@ -53,18 +53,21 @@ def main() -> None:
         return views.genuine_paucs(rows[mask], score[mask],
                                    {name: unit[kept] for name, unit in units.items()})
 
+    def with_mean(paucs: dict[str, float]) -> dict[str, float]:
+        return {**paucs, "mean": float(np.mean(list(paucs.values())))}
+
     report = {}
     for half, fit in (("first", np.isin(people, first)), ("second", ~np.isin(people, first))):
         judged = ~fit
         z = (members - members[:, fit].mean(1, keepdims=True)) / members[:, fit].std(
             1, keepdims=True)
-        chosen = min(grid, key=lambda w: np.mean(list(cells(fit, w @ z).values())))
+        chosen = min(grid, key=lambda w: with_mean(cells(fit, w @ z))["mean"])
         scores = {"chosen": chosen @ z, "equal": z.mean(0), "magface+attention": z[:2].mean(0),
                   **dict(zip(MEMBERS, z, strict=True))}
         report[f"chosen on the {half} half"] = {
             "weights": dict(zip(MEMBERS, chosen.round(2).tolist(), strict=True)),
-            "judged on the other half": {name: {**cells(judged, score), "mean": float(
-                np.mean(list(cells(judged, score).values())))} for name, score in scores.items()}}
+            "judged on the other half": {name: with_mean(cells(judged, score))
+                                         for name, score in scores.items()}}
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
